@@ -1,0 +1,81 @@
+import torch
+
+from lewm.config import ModelConfig, preset
+from lewm.model import LeWM, count_parameters
+
+
+def test_paper_config_matches_the_released_checkpoint():
+    model = LeWM(preset("paper"))
+    assert count_parameters(model.encoder) == 5_501_376
+    assert count_parameters(model.predictor) == 10_791_360
+    assert count_parameters(model.action_encoder) == 156_206
+    assert count_parameters(model.projector) == 792_768
+    assert count_parameters(model.pred_proj) == 792_768
+    assert count_parameters(model) == 18_034_478
+    state = model.state_dict()
+    assert len(state) == 303
+    assert state["encoder.encoder.layer.11.attention.attention.query.weight"].shape == (192, 192)
+    assert state["encoder.embeddings.position_embeddings"].shape == (1, 257, 192)
+    assert state["predictor.transformer.layers.5.attn.to_qkv.weight"].shape == (3072, 192)
+    assert state["predictor.transformer.layers.5.attn.to_out.0.weight"].shape == (192, 1024)
+    assert state["predictor.transformer.layers.5.mlp.net.4.weight"].shape == (192, 2048)
+    assert state["predictor.transformer.layers.5.adaLN_modulation.1.weight"].shape == (1152, 192)
+    assert state["action_encoder.patch_embed.weight"].shape == (10, 10, 1)
+    assert "pred_proj.net.1.num_batches_tracked" in state
+
+
+def test_config_round_trip_keeps_unknown_sections(tmp_path):
+    config = preset("tiny", action_mean=[0.5, 0.25])
+    config.extra["onnx"] = {"encoder": "encoder.onnx"}
+    config.save(tmp_path / "config.json")
+    loaded = ModelConfig.load(tmp_path / "config.json")
+    assert loaded == config
+    assert loaded.action_block_dim == 10
+    assert loaded.to_dict()["onnx"] == {"encoder": "encoder.onnx"}
+
+
+def test_shapes(make_model, make_frames):
+    model = make_model()
+    z = model.encode_frames(make_frames(6))
+    assert z.shape == (6, 32) and z.dtype == torch.float32
+    z_window = z.view(2, 3, 32)
+    actions = torch.randn(2, 3, 10)
+    assert model.predict_next(z_window, actions).shape == (2, 32)
+    assert model.predict(z_window, model.embed_actions(actions)).shape == (2, 3, 32)
+    assert model.predict_next(z_window[:, :1], actions[:, :1]).shape == (2, 32)
+
+
+def test_predictor_is_causal(make_model):
+    model = make_model()
+    z, actions = torch.randn(1, 3, 32), torch.randn(1, 3, 10)
+    out = model.predict(z, model.embed_actions(actions))
+    z2, actions2 = z.clone(), actions.clone()
+    z2[:, 2] += 1.0
+    actions2[:, 2] += 1.0
+    out2 = model.predict(z2, model.embed_actions(actions2))
+    torch.testing.assert_close(out[:, :2], out2[:, :2])
+    assert not torch.allclose(out[:, 2], out2[:, 2])
+
+
+def test_adaln_zero_blocks_start_as_identity():
+    model = LeWM(preset("tiny")).train()
+    x, c = torch.randn(2, 3, 32), torch.randn(2, 3, 32)
+    for block in model.predictor.transformer.layers:
+        torch.testing.assert_close(block(x, c), x)
+
+
+def test_predict_next_z_scores_actions_and_takes_the_last_token(make_model):
+    model = make_model()
+    z, raw = torch.randn(2, 3, 32), torch.randn(2, 3, 10)
+    normalised = (raw - torch.tensor([0.1, -0.2] * 5)) / torch.tensor([0.5, 2.0] * 5)
+    expected = model.predict(z, model.embed_actions(normalised))[:, -1]
+    torch.testing.assert_close(model.predict_next(z, raw), expected)
+
+
+def test_encode_frames_normalises_like_imagenet(make_model, make_frames):
+    model = make_model()
+    frames = make_frames(2)
+    pixels = frames.permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    torch.testing.assert_close(model.encode_frames(frames), model.encode((pixels - mean) / std))
