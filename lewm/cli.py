@@ -12,12 +12,6 @@ from scenes.errors import UserError
 SUBCOMMANDS = {
     "scenes": "scenes.commands.list_scenes",
     "collect": "scenes.commands.collect",
-    "train": "lewm.commands.train",
-    "import-official": "lewm.commands.import_official",
-    "probe": "lewm.commands.probe",
-    "export": "export.commands.export",
-    "bench": "export.commands.bench",
-    "monitor": "monitor.commands",
 }
 
 

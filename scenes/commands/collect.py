@@ -1,0 +1,27 @@
+"""Collect a PushT dataset (stable-worldmodel HDF5 layout) with our simulator and policies.
+
+Episode i starts from the reset distribution seeded with SEED + i; the policy mix says which share
+of episodes the expert, the noisy expert and the random explorer play. The file is written as
+OUT.partial and renamed when complete."""
+HELP = "collect a PushT dataset to HDF5"
+
+
+def add_arguments(p):
+    p.add_argument("--out", required=True, help="output .h5 file")
+    p.add_argument("--episodes", type=int, default=100, help="number of episodes")
+    p.add_argument("--steps", type=int, default=300, help="env steps per episode (frames = steps + 1)")
+    p.add_argument("--image-size", type=int, default=64, help="frame size in pixels (224 for the official model)")
+    p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED + i")
+    p.add_argument("--mix", default="expert=0.3,noisy-expert=0.3,random=0.4",
+                   help="policy shares, e.g. expert=1 or expert=0.3,noisy-expert=0.3,random=0.4")
+
+
+def run(args):
+    from scenes.collect import collect, parse_mix
+    from scenes.errors import UserError
+
+    if args.episodes < 1 or args.steps < 1 or args.image_size < 8:
+        raise UserError("--episodes and --steps must be >= 1 and --image-size >= 8")
+    result = collect(args.out, args.episodes, args.steps, args.image_size, args.seed, parse_mix(args.mix))
+    print(f"wrote {result['frames']} frames in {result['episodes']} episodes to {result['path']} "
+          f"({result['frames_per_second']:.0f} frames/s)")

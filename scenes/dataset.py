@@ -1,0 +1,176 @@
+"""Datasets in the stable-worldmodel HDF5 layout (spec/pusht.md), ours and the official one.
+
+Flat rows over all episodes: pixels (N, H, W, 3) uint8, action (N, 2), proprio (N, 4), state (N, 7),
+episode_idx (N), step_idx (N); per episode ep_offset (E) int64 and ep_len (E) int32. Row t pairs
+frame o_t with the action taken after it; an episode's last action is NaN.
+
+Files are written under a temporary name and renamed when complete, so an interrupted collection
+never leaves a file that looks whole.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from scenes.errors import UserError
+
+ROW_COLUMNS = ("pixels", "action", "proprio", "state", "episode_idx", "step_idx")
+EPISODE_COLUMNS = ("ep_offset", "ep_len")
+
+try:  # registers the Blosc filter the official file's pixels are compressed with
+    import hdf5plugin  # noqa: F401
+
+    HAVE_HDF5PLUGIN = True
+except ImportError:
+    HAVE_HDF5PLUGIN = False
+
+
+class DatasetWriter:
+    """Appends episodes to `path` (written as `path`.partial, renamed on close()).
+
+    Use as a context manager: on an exception the partial file is removed.
+    """
+
+    def __init__(self, path: str | Path, image_size: int, attrs: dict | None = None):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = h5py.File(self.partial, "w")
+        except OSError as err:
+            raise UserError(f"cannot write the dataset at {self.path}: {err.strerror or err}; "
+                            f"choose a writable --out path") from None
+        f = self.file
+        s = image_size
+        f.create_dataset("pixels", (0, s, s, 3), np.uint8, maxshape=(None, s, s, 3),
+                         chunks=(16, s, s, 3), compression="lzf")
+        for name, width, dtype in (("action", 2, np.float32), ("proprio", 4, np.float64), ("state", 7, np.float64)):
+            f.create_dataset(name, (0, width), dtype, maxshape=(None, width), chunks=(4096, width))
+        for name, dtype in (("episode_idx", np.int32), ("step_idx", np.int32)):
+            f.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(4096,))
+        f.create_dataset("ep_offset", (0,), np.int64, maxshape=(None,))
+        f.create_dataset("ep_len", (0,), np.int32, maxshape=(None,))
+        f.attrs["image_size"] = image_size
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        self.rows = 0
+        self.episodes = 0
+
+    def add_episode(self, frames: np.ndarray, actions: np.ndarray, states: np.ndarray) -> None:
+        n = len(frames)
+        f = self.file
+        columns = {
+            "pixels": frames,
+            "action": actions,
+            "proprio": states[:, [0, 1, 5, 6]],
+            "state": states,
+            "episode_idx": np.full(n, self.episodes),
+            "step_idx": np.arange(n),
+        }
+        for name, values in columns.items():
+            f[name].resize(self.rows + n, axis=0)
+            f[name][self.rows:] = values
+        for name, value in (("ep_offset", self.rows), ("ep_len", n)):
+            f[name].resize(self.episodes + 1, axis=0)
+            f[name][self.episodes] = value
+        self.rows += n
+        self.episodes += 1
+
+    def close(self) -> Path:
+        self.file.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self.file.close()
+        self.partial.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class EpisodeDataset:
+    """Read access to a dataset file. Columns other than pixels are loaded into memory; pixels are
+    read on demand (`frames(i)`, or `load_pixels()` for the whole array)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise UserError(f"no dataset at {self.path}; make one with `lewm collect --out {self.path}`")
+        try:
+            self.file = h5py.File(self.path, "r")
+        except OSError as err:
+            raise UserError(f"{self.path} is not a readable HDF5 dataset ({err})") from None
+        missing = [c for c in ROW_COLUMNS + EPISODE_COLUMNS if c not in self.file]
+        if missing:
+            self.file.close()
+            raise UserError(f"{self.path} is missing the column(s) {', '.join(missing)}; a LeWM dataset "
+                            f"needs {', '.join(ROW_COLUMNS + EPISODE_COLUMNS)}")
+        self.pixels = self.file["pixels"]
+        self.action = self.file["action"][:].astype(np.float32)
+        self.state = self.file["state"][:].astype(np.float64)
+        self.proprio = self.file["proprio"][:].astype(np.float64)
+        self.ep_offset = self.file["ep_offset"][:].astype(np.int64)
+        self.ep_len = self.file["ep_len"][:].astype(np.int64)
+        self.image_size = int(self.pixels.shape[1])
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.ep_offset)
+
+    def rows(self, episode: int) -> slice:
+        return slice(int(self.ep_offset[episode]), int(self.ep_offset[episode] + self.ep_len[episode]))
+
+    def _read_pixels(self, selection) -> np.ndarray:
+        try:
+            return self.pixels[selection]
+        except OSError as err:
+            if not HAVE_HDF5PLUGIN:
+                raise UserError(f"the pixels in {self.path} are compressed with a filter h5py lacks "
+                                f"(the official file uses Blosc): pip install hdf5plugin") from None
+            raise UserError(f"cannot read the pixels of {self.path}: {err}") from None
+
+    def frames(self, episode: int) -> np.ndarray:
+        return self._read_pixels(self.rows(episode))
+
+    def load_pixels(self) -> np.ndarray:
+        return self._read_pixels(slice(None))
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def action_statistics(dataset: EpisodeDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the raw env actions (NaN rows, i.e. episode ends, excluded)."""
+    a = dataset.action[np.all(np.isfinite(dataset.action), axis=1)]
+    return a.mean(axis=0), a.std(axis=0)
+
+
+def replay(first_state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """States reached from `first_state` under `actions` (NaN actions end the replay): (len, 7)."""
+    from scenes.pusht import PushT
+
+    env = PushT(image_size=8)
+    _, info = env.reset(options={"state": first_state})
+    states = [info["state"]]
+    for a in actions:
+        if not np.all(np.isfinite(a)):
+            break
+        _, _, _, _, info = env.step(a)
+        states.append(info["state"])
+    return np.stack(states)

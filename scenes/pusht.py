@@ -1,0 +1,193 @@
+"""The PushT simulator (spec/pusht.md), as a gymnasium environment, written for pymunk 7.
+
+World units: a 512 x 512 arena, y pointing down on screen (pymunk coordinates map straight to
+canvas pixels, as in the references). Actions use the LeWM convention: a in [-1, 1]^2, relative,
+target = agent position + 100 * a, reached by a PD controller over 10 physics substeps.
+"""
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pymunk
+import shapely.affinity
+import shapely.geometry
+import shapely.ops
+
+from scenes.errors import UserError
+
+WORLD_SIZE = 512
+WALL_CORNERS = ((5, 5), (506, 5), (506, 506), (5, 506))
+WALL_RADIUS = 2
+AGENT_RADIUS = 15
+PHYSICS_DT = 0.01
+SUBSTEPS = 10  # 100 Hz physics, 10 Hz control
+K_P, K_V = 100.0, 20.0
+ACTION_SCALE = 100.0  # relative action -> target offset in world units
+GOAL_POSE = (256.0, 256.0, math.pi / 4)
+
+# The T, in body coordinates: a bar and a stem (scale 30), the two boxes every reference uses.
+T_BAR = ((-60.0, 30.0), (60.0, 30.0), (60.0, 0.0), (-60.0, 0.0))
+T_STEM = ((-15.0, 30.0), (-15.0, 120.0), (15.0, 120.0), (15.0, 30.0))
+T_BOXES = (T_BAR, T_STEM)
+
+# Success tests: gym-pusht's coverage threshold and LeWM's pose tolerance.
+COVERAGE_SUCCESS = 0.95
+POSE_TOLERANCE_XY = 20.0
+POSE_TOLERANCE_ANGLE = math.pi / 9
+
+STATE_DIM = 7  # agent x, agent y, block x, block y, block angle mod 2pi, agent vx, agent vy
+ACTION_DIM = 2
+
+
+def t_polygon(x: float, y: float, angle: float) -> shapely.geometry.Polygon:
+    """The T's outline in world coordinates for a block pose (body origin x, y and angle)."""
+    t = shapely.ops.unary_union([shapely.geometry.Polygon(box) for box in T_BOXES])
+    t = shapely.affinity.rotate(t, angle, origin=(0, 0), use_radians=True)
+    return shapely.affinity.translate(t, x, y)
+
+
+_GOAL_T = t_polygon(*GOAL_POSE)
+
+
+def coverage(block_pose) -> float:
+    """Fraction of the goal T's area covered by the block at pose (x, y, angle)."""
+    return float(t_polygon(*block_pose).intersection(_GOAL_T).area / _GOAL_T.area)
+
+
+def angle_difference(a: float, b: float) -> float:
+    """Smallest absolute difference between two angles, in [0, pi]."""
+    return abs((a - b + math.pi) % (2 * math.pi) - math.pi)
+
+
+def pose_success(state: np.ndarray) -> bool:
+    """LeWM's test: agent and block xy within 20 units of the goal state, angle within pi/9."""
+    goal_xy = np.array(GOAL_POSE[:2])
+    return bool(
+        np.linalg.norm(state[0:2] - goal_xy) < POSE_TOLERANCE_XY
+        and np.linalg.norm(state[2:4] - goal_xy) < POSE_TOLERANCE_XY
+        and angle_difference(state[4], GOAL_POSE[2]) < POSE_TOLERANCE_ANGLE
+    )
+
+
+def check_action(action) -> np.ndarray:
+    """The action as a float64 (2,) array, or a UserError saying what is wrong with it."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != (ACTION_DIM,):
+        raise UserError(f"an action must have shape (2,) (relative dx, dy in [-1, 1]); got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise UserError(f"an action must be finite; got {a.tolist()}")
+    return a
+
+
+def random_state(rng: np.random.Generator) -> np.ndarray:
+    """A state from LeWM's reset distribution (velocities zero)."""
+    agent = rng.uniform(50, 450, size=2)
+    block = rng.uniform(100, 400, size=2)
+    # Drawn from U(-2pi, 2pi) as in LeWM, stored mod 2pi: the same poses, and a state read back
+    # from a dataset then sets exactly the same angle (replays are bit-identical).
+    angle = rng.uniform(-2 * math.pi, 2 * math.pi) % (2 * math.pi)
+    return np.array([agent[0], agent[1], block[0], block[1], angle, 0.0, 0.0])
+
+
+class PushT(gym.Env):
+    """PushT with LeWM's relative actions; deterministic given the seed and the actions.
+
+    reset(seed, options={"state": 7-vector}) starts from a given state instead of a random one.
+    info carries state (7), proprio (4), coverage, success (coverage > 0.95) and pose_success.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, image_size: int = 224):
+        self.image_size = image_size
+        self.observation_space = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float64)
+        self._space: pymunk.Space | None = None
+        self.block_color = None  # None: the reference LightSlateGray; perturbations may recolour it
+
+    # -- physics -------------------------------------------------------------------------------
+    def _build_space(self) -> None:
+        space = pymunk.Space()
+        space.gravity = (0, 0)
+        space.damping = 0
+        corners = WALL_CORNERS + WALL_CORNERS[:1]
+        for a, b in zip(corners[:-1], corners[1:]):
+            wall = pymunk.Segment(space.static_body, a, b, WALL_RADIUS)
+            wall.friction = 1
+            space.add(wall)
+
+        self.agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
+        agent_shape = pymunk.Circle(self.agent, AGENT_RADIUS)
+        agent_shape.friction = 1
+        space.add(self.agent, agent_shape)
+
+        # Moment = 2 x the bar's moment, a quirk every reference shares (spec/pusht.md).
+        moment = 2 * pymunk.moment_for_poly(1, T_BAR)
+        self.block = pymunk.Body(1, moment)
+        boxes = [pymunk.Poly(self.block, box) for box in T_BOXES]
+        for box in boxes:
+            box.friction = 1
+        self.block.center_of_gravity = (np.mean([b.center_of_gravity for b in boxes], axis=0)).tolist()
+        space.add(self.block, *boxes)
+        self._space = space
+
+    def set_state(self, state: np.ndarray) -> None:
+        """Agent velocity, agent position, block angle, then block position; then one physics step."""
+        self.agent.velocity = (float(state[5]), float(state[6]))
+        self.agent.position = (float(state[0]), float(state[1]))
+        self.block.angle = float(state[4])
+        self.block.position = (float(state[2]), float(state[3]))
+        self.block.velocity = (0, 0)
+        self.block.angular_velocity = 0
+        self._space.step(PHYSICS_DT)
+
+    @property
+    def state(self) -> np.ndarray:
+        a, b = self.agent.position, self.block.position
+        v = self.agent.velocity
+        return np.array([a.x, a.y, b.x, b.y, self.block.angle % (2 * math.pi), v.x, v.y])
+
+    # -- gymnasium API -------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._build_space()
+        options = options or {}
+        if "state" in options:
+            state = np.asarray(options["state"], dtype=np.float64)
+            if state.shape != (STATE_DIM,) or not np.all(np.isfinite(state)):
+                raise UserError(f"a start state must be 7 finite numbers "
+                                f"(agent x, y, block x, y, angle, agent vx, vy); got {state.tolist()}")
+        else:
+            state = random_state(self.np_random)
+        self.set_state(state)
+        return self.render(), self._info()
+
+    def step(self, action):
+        a = check_action(action)
+        # Clipped to the arena: the same target box as gym-pusht's absolute actions.
+        target = np.clip(np.array(self.agent.position) + ACTION_SCALE * np.clip(a, -1.0, 1.0), 0, WORLD_SIZE)
+        for _ in range(SUBSTEPS):
+            p = np.array(self.agent.position)
+            v = np.array(self.agent.velocity)
+            self.agent.velocity = tuple(v + (K_P * (target - p) - K_V * v) * PHYSICS_DT)
+            self._space.step(PHYSICS_DT)
+        info = self._info()
+        return self.render(), float(info["coverage"]), bool(info["success"]), False, info
+
+    def render(self) -> np.ndarray:
+        from scenes.render import draw_state
+
+        return draw_state(self.state, self.image_size, block_color=self.block_color)
+
+    def _info(self) -> dict:
+        state = self.state
+        cov = coverage(state[2:5])
+        return {
+            "state": state,
+            "proprio": state[[0, 1, 5, 6]],
+            "coverage": cov,
+            "success": cov > COVERAGE_SUCCESS,
+            "pose_success": pose_success(state),
+        }

@@ -1,0 +1,79 @@
+"""The one drawing function: a PushT state (plus artifacts) -> an RGB uint8 frame of any size.
+
+Data collection, the probes and the monitor all draw through draw_state, so the model sees the
+same pixels everywhere. The reference look (spec/pusht.md): a 512 x 512 canvas, white background,
+light-grey walls, the goal T in LightGreen under everything, the block in LightSlateGray brightened
+1.2x with a 2 px LightSlateGray outline around each of its two boxes, and the agent as a RoyalBlue
+disc with a brighter inner disc; then the canvas is resized to the observation size.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import numpy as np
+import pygame
+
+from scenes.pusht import AGENT_RADIUS, GOAL_POSE, T_BOXES, WALL_CORNERS, WALL_RADIUS, WORLD_SIZE
+
+WHITE = (255, 255, 255)
+LIGHT_GRAY = (211, 211, 211)
+LIGHT_GREEN = (144, 238, 144)
+LIGHT_SLATE_GRAY = (119, 136, 153)
+ROYAL_BLUE = (65, 105, 225)
+
+
+def brighten(color, factor: float = 1.2) -> tuple[int, int, int]:
+    return tuple(int(min(255.0, c * factor)) for c in color)
+
+
+def _t_boxes_world(x: float, y: float, angle: float) -> list[list[tuple[float, float]]]:
+    c, s = math.cos(angle), math.sin(angle)
+    return [[(x + c * px - s * py, y + s * px + c * py) for px, py in box] for box in T_BOXES]
+
+
+def _fat_outline(canvas: pygame.Surface, color, points, radius: int) -> None:
+    """Closed outline of `radius` on each side of the edges, with round joints (pymunk's fat segments)."""
+    pygame.draw.lines(canvas, color, True, points, 2 * radius)
+    for p in points:
+        pygame.draw.circle(canvas, color, p, radius)
+
+
+_canvas: pygame.Surface | None = None
+
+
+def draw_canvas(state: np.ndarray, block_color=None) -> pygame.Surface:
+    """Draw the scene on the shared 512 x 512 canvas (reused between calls: no allocation)."""
+    global _canvas
+    if _canvas is None:
+        _canvas = pygame.Surface((WORLD_SIZE, WORLD_SIZE))
+    canvas = _canvas
+    block_color = block_color or LIGHT_SLATE_GRAY
+    canvas.fill(WHITE)
+    for box in _t_boxes_world(*GOAL_POSE):
+        pygame.draw.polygon(canvas, LIGHT_GREEN, box)
+    _fat_outline(canvas, LIGHT_GRAY, WALL_CORNERS, WALL_RADIUS)
+    for box in _t_boxes_world(state[2], state[3], state[4]):
+        pygame.draw.polygon(canvas, brighten(block_color), box)
+        _fat_outline(canvas, block_color, box, 2)
+    agent = (float(state[0]), float(state[1]))
+    pygame.draw.circle(canvas, ROYAL_BLUE, agent, AGENT_RADIUS)
+    pygame.draw.circle(canvas, brighten(ROYAL_BLUE), agent, AGENT_RADIUS - 4)
+    return canvas
+
+
+def draw_state(state: np.ndarray, size: int, artifacts=(), env_step: int = 0,
+               block_color=None) -> np.ndarray:
+    """An RGB uint8 (size, size, 3) frame of `state`, with any active artifacts drawn over it.
+
+    `artifacts` are scenes.artifacts.Artifact objects, placed at `env_step`; sizes are given at the
+    224 px reference scale and scaled to `size`.
+    """
+    canvas = draw_canvas(state, block_color)
+    if size != WORLD_SIZE:
+        canvas = pygame.transform.smoothscale(canvas, (size, size))
+    frame = pygame.surfarray.array3d(canvas).transpose(1, 0, 2).copy()
+    for artifact in artifacts:
+        artifact.draw(frame, env_step)
+    return frame
