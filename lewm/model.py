@@ -244,7 +244,7 @@ class Predictor(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.pos_embedding = nn.Parameter(torch.randn(1, cfg.history, cfg.latent_dim) * 0.02)
+        self.pos_embedding = nn.Parameter(torch.randn(1, cfg.history, cfg.latent_dim))  # le-wm's init: std 1
         self.transformer = ConditionalTransformer(cfg)
 
     def forward(self, z: Tensor, act_emb: Tensor) -> Tensor:
