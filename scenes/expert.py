@@ -36,7 +36,7 @@ _GAP = 1.0  # standoff distance beyond touching
 _RC = 78.0 + AGENT_RADIUS + 12.0  # orbit radius around the CoG (T's farthest point is ~76.5 away)
 _DIR_ANGLES = (0.0, 0.45, -0.45)  # push directions relative to the inward normal (inside the cone)
 
-# The T outline, counter-clockwise in body coordinates? (order below), with outward normals.
+# The T outline in body coordinates, edge by edge, with outward normals.
 _OUTLINE = (
     ((-60.0, 0.0), (60.0, 0.0), (0.0, -1.0)),      # top of the bar
     ((60.0, 0.0), (60.0, 30.0), (1.0, 0.0)),       # right end of the bar
@@ -133,9 +133,14 @@ class ExpertPolicy:
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
-        if seed is not None:
-            self.seed = seed
-        self._rng = np.random.default_rng(self.seed)
+        """Clear the phase and the chosen contact; reseed the noise with seed, if given.
+
+        reset() with no seed keeps the noise stream going (so successive episodes get different
+        noise, still deterministic given the constructor's seed); reset(seed=s) restarts it from s.
+        """
+        if seed is not None or not hasattr(self, "_rng"):
+            self.seed = seed if seed is not None else self.seed
+            self._rng = np.random.default_rng(self.seed)
         self._cand = -1  # index of the chosen (contact, direction)
         self._pushing = False
         self._done = False
@@ -227,9 +232,9 @@ class ExpertPolicy:
         q = _nearest_on_t(agent_b)
         away = agent_b - q
         n = np.linalg.norm(away)
-        if n > AGENT_RADIUS + 10.0 or n < 1e-6:
+        if n > AGENT_RADIUS + 30.0 or n < 1e-6:
             return np.zeros(2)
-        return np.clip(R @ (away / n) * 0.05, -1.0, 1.0)
+        return np.clip(R @ (away / n) * 0.15, -1.0, 1.0)
 
     @staticmethod
     def _toward(agent: np.ndarray, target: np.ndarray) -> np.ndarray:
