@@ -12,6 +12,7 @@ from scenes.errors import UserError
 SUBCOMMANDS = {
     "scenes": "scenes.commands.list_scenes",
     "collect": "scenes.commands.collect",
+    "train": "lewm.commands.train",
 }
 
 
