@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "scenes": "scenes.commands.list_scenes",
     "collect": "scenes.commands.collect",
     "train": "lewm.commands.train",
+    "import-official": "lewm.commands.import_official",
 }
 
 
