@@ -1,0 +1,252 @@
+"""The ONNX Runtime engine: the two-call model interface (ARCHITECTURE.md) over a model folder's ONNX files.
+
+numpy + onnxruntime only (never torch, not even indirectly): the monitor serves the model with this.
+It answers like lewm.torch_backend.TorchBackend: encode(frames) -> z, predict(z_window, action_blocks) -> z_next.
+
+Execution providers are tried in the order TensorRT, CUDA, CPU (those this onnxruntime build offers); one that fails
+to start is skipped with a warning, and the live one is `engine.provider` (also in `describe()` and the log).
+On the CPU the sessions are tuned for a small shared machine: one intra-op thread (`threads` overrides), one
+inter-op thread, no spinning, sequential execution, all graph optimisations.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from export.files import (CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
+                          WEIGHTS_KEY, baked_config, onnx_files, sha256_file)
+from lewm.config import ModelConfig
+from scenes.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+PREFERRED = (TENSORRT, CUDA, CPU)
+
+
+class OnnxEngine:
+    def __init__(self, config: ModelConfig, encoder: ort.InferenceSession, predictor: ort.InferenceSession,
+                 precision: str = "fp32", folder: Path | None = None):
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.history = config.history
+        self.frameskip = config.frameskip
+        self.image_size = config.image_size
+        self.precision = precision
+        self.folder = folder
+        self._encoder = encoder
+        self._predictor = predictor
+        self.provider = encoder.get_providers()[0]
+        self.name = f"onnxruntime-{self.provider}"
+        self._bind = self.provider in (CUDA, TENSORRT)  # IO binding: outputs allocated on the device, one copy back
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_folder(cls, path: str | Path, providers: Sequence[str] | None = None, precision: str = "fp32",
+                    threads: int | None = None) -> OnnxEngine:
+        """The engine of a model folder holding config.json and the ONNX files of `precision` ("fp32", "fp16" or
+        "int8"). `providers`: the execution providers to try in order (default TensorRT, CUDA, CPU as available);
+        `threads`: intra-op threads on the CPU (default 1)."""
+        folder = Path(path)
+        if not folder.is_dir():
+            raise UserError(f"model folder not found: {folder}")
+        config = ModelConfig.load(folder / "config.json")
+        enc_path, pred_path = onnx_files(folder, precision)
+        missing = [p.name for p in (enc_path, pred_path) if not p.is_file()]
+        if missing:
+            raise UserError(f"model folder {folder} lacks {', '.join(missing)}: {_how_to_make(folder, precision)}")
+        candidates = _candidates(providers)
+        options = _session_options(threads)
+        encoder, live = _first_session(enc_path, candidates, options)
+        predictor, _ = _first_session(pred_path, [live], options)
+        _check_graphs(folder, config, encoder, predictor, enc_path, pred_path)
+        engine = cls(config, encoder, predictor, precision=precision, folder=folder)
+        engine.warm_up()
+        log.info("%s", engine.describe())
+        return engine
+
+    def describe(self) -> str:
+        where = f" from {self.folder}" if self.folder else ""
+        threads = f", {self._threads()} intra-op thread(s)" if self.provider == CPU else ""
+        return f"ONNX Runtime {ort.__version__} on {self.provider} ({self.precision}{threads}){where}"
+
+    def _threads(self) -> str:
+        value = self._encoder.get_session_options().intra_op_num_threads
+        return str(value) if value else "default"
+
+    def warm_up(self) -> None:
+        """One call of each graph (the first run allocates and, on GPUs, builds kernels)."""
+        s, a = self.image_size, self.config.action_block_dim
+        self.encode(np.zeros((1, s, s, 3), np.uint8))
+        self.predict(np.zeros((1, self.history, self.latent_dim), np.float32),
+                     np.zeros((1, self.history, a), np.float32))
+
+    # ------------------------------------------------------------------ the two calls
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 -> (N, latent_dim) float32."""
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        s = self.image_size
+        if frames.ndim != 4 or frames.shape[1:] != (s, s, 3):
+            raise ValueError(f"frames must be (N, {s}, {s}, 3) uint8, got {frames.shape}; resize before encoding")
+        return self._run(self._encoder, ENCODER_OUTPUTS[0], {ENCODER_INPUTS[0]: frames})
+
+    def predict(self, z_window: np.ndarray, action_blocks: np.ndarray) -> np.ndarray:
+        """(B, T<=history, D) latents and (B, T, A) raw action blocks -> (B, D) float32."""
+        z = np.ascontiguousarray(z_window, dtype=np.float32)
+        a = np.ascontiguousarray(action_blocks, dtype=np.float32)
+        b, t = z.shape[:2] if z.ndim == 3 else (None, None)
+        if (z.ndim != 3 or not 1 <= t <= self.history or z.shape[2] != self.latent_dim
+                or a.shape != (b, t, self.config.action_block_dim)):
+            raise ValueError(f"predict takes z_window (B, T<={self.history}, {self.latent_dim}) and action_blocks "
+                             f"(B, T, {self.config.action_block_dim}); got {z.shape} and {a.shape}")
+        return self._run(self._predictor, PREDICTOR_OUTPUTS[0], {PREDICTOR_INPUTS[0]: z, PREDICTOR_INPUTS[1]: a})
+
+    def _run(self, session: ort.InferenceSession, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        if not self._bind:
+            return session.run([output], feeds)[0]
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        binding.bind_output(output, "cuda")
+        session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------- sessions
+def _how_to_make(folder: Path, precision: str) -> str:
+    if precision == "fp32":
+        return f"run `lewm export --model {folder}` to write them"
+    return f"run `lewm export --model {folder} --{precision}` to write them (after the fp32 export)"
+
+
+def _candidates(providers: Sequence[str] | None) -> list[str]:
+    available = ort.get_available_providers()
+    if providers is None:
+        return [p for p in PREFERRED if p in available]
+    chosen = []
+    for name in providers:
+        if name in available:
+            chosen.append(name)
+        else:
+            warnings.warn(f"execution provider {name} is not in this onnxruntime build "
+                          f"(available: {', '.join(available)}); skipping it", RuntimeWarning, stacklevel=3)
+    if CPU not in chosen:
+        chosen.append(CPU)  # the last resort is always there
+    return chosen
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1 if threads is None else int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: fallbacks are reported by this module
+    return options
+
+
+def _provider_chain(name: str) -> list:
+    """The providers list given to ONNX Runtime when `name` is wanted: it, then the ones below it, so that nodes
+    a GPU provider cannot run still run."""
+    if name == TENSORRT:
+        return [(TENSORRT, {"trt_engine_cache_enable": True}), CUDA, CPU]
+    if name == CUDA:
+        return [CUDA, CPU]
+    return [name] if name == CPU else [name, CPU]
+
+
+def _first_session(path: Path, candidates: list[str], options: ort.SessionOptions
+                   ) -> tuple[ort.InferenceSession, str]:
+    problems = []
+    for name in candidates:
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=_provider_chain(name))
+        except Exception as err:  # onnxruntime raises several types (Fail, RuntimeException, ...)
+            problems.append(f"{name}: {err}")
+            warnings.warn(f"{name} failed to start a session for {path.name} ({err}); trying the next provider",
+                          RuntimeWarning, stacklevel=3)
+            continue
+        live = session.get_providers()[0]
+        if live != name:
+            warnings.warn(f"{name} was asked for but {path.name} runs on {live}", RuntimeWarning, stacklevel=3)
+        return session, live
+    raise UserError(f"no execution provider could run {path}: " + "; ".join(problems))
+
+
+# ---------------------------------------------------------------------- does the folder's config match the graphs?
+def _check_graphs(folder: Path, config: ModelConfig, encoder: ort.InferenceSession, predictor: ort.InferenceSession,
+                  enc_path: Path, pred_path: Path) -> None:
+    fix = f"re-export with `lewm export --model {folder}`"
+    a, d, s = config.action_block_dim, config.latent_dim, config.image_size
+    expected = {
+        enc_path.name: (encoder, {"frames": ("tensor(uint8)", [None, s, s, 3])}, {"z": ("tensor(float)", [None, d])}),
+        pred_path.name: (predictor, {"z_window": ("tensor(float)", [None, None, d]),
+                                     "action_blocks": ("tensor(float)", [None, None, a])},
+                         {"z_next": ("tensor(float)", [None, d])}),
+    }
+    problems = []
+    for file, (session, inputs, outputs) in expected.items():
+        for kind, want, got in (("input", inputs, session.get_inputs()), ("output", outputs, session.get_outputs())):
+            have = {arg.name: (arg.type, arg.shape) for arg in got}
+            if sorted(have) != sorted(want):
+                problems.append(f"{file} has {kind}s {sorted(have)}, expected {sorted(want)}")
+                continue
+            for name, (dtype, shape) in want.items():
+                problems += _shape_problems(file, name, dtype, shape, *have[name])
+        problems += _baked_problems(file, session, config)
+    # T: dynamic up to history in our exports; a fixed T must be the history
+    t_dim = {arg.name: arg.shape for arg in predictor.get_inputs()}.get("z_window", [None, None])[1]
+    if isinstance(t_dim, int) and t_dim != config.history:
+        problems.append(f"{pred_path.name} takes windows of exactly {t_dim} steps but config.json says "
+                        f"history={config.history}")
+    if problems:
+        raise UserError(f"the ONNX files in {folder} do not match its config.json: " + "; ".join(problems)
+                        + f"; {fix}")
+    weights = folder / "weights.safetensors"
+    stamped = encoder.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
+    if stamped and weights.is_file() and sha256_file(weights) != stamped:
+        raise UserError(f"the ONNX files in {folder} were exported from other weights than its "
+                        f"weights.safetensors; {fix}")
+
+
+def _shape_problems(file: str, name: str, dtype: str, shape: list, got_type: str, got_shape: list) -> list[str]:
+    out = []
+    if got_type != dtype:
+        out.append(f"{file} {name} is {got_type}, expected {dtype}")
+    if len(got_shape) != len(shape):
+        return out + [f"{file} {name} has shape {got_shape}, expected rank {len(shape)}"]
+    for axis, (want, got) in enumerate(zip(shape, got_shape)):
+        if want is not None and isinstance(got, int) and got != want:
+            out.append(f"{file} {name} has size {got} on axis {axis}, config.json implies {want}")
+    return out
+
+
+def _baked_problems(file: str, session: ort.InferenceSession, config: ModelConfig) -> list[str]:
+    stamped = session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY)
+    if not stamped:
+        return []
+    try:
+        baked = json.loads(stamped)
+    except json.JSONDecodeError:
+        return [f"{file} carries an unreadable {CONFIG_KEY}"]
+    now = baked_config(config)
+    return [f"{file} was exported with {key}={baked[key]} but config.json says {key}={now[key]}"
+            for key in now if key in baked and not _same(baked[key], now[key])]
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return a == b

@@ -1,0 +1,48 @@
+"""The names of the ONNX files in a model folder, and the config facts stamped into them.
+
+Shared by the export side (torch) and the runtime side (numpy + onnxruntime): no heavy imports here.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from lewm.config import ModelConfig
+
+ENCODER_INPUTS = ["frames"]
+ENCODER_OUTPUTS = ["z"]
+PREDICTOR_INPUTS = ["z_window", "action_blocks"]
+PREDICTOR_OUTPUTS = ["z_next"]
+PRECISIONS = ("fp32", "fp16", "int8")
+
+# metadata_props key holding the JSON of the config the graph was exported from
+CONFIG_KEY = "lewm_config"
+WEIGHTS_KEY = "lewm_weights_sha256"
+# the fields whose values are baked into the graphs (sizes and the normalisation statistics)
+BAKED_FIELDS = ("image_size", "patch_size", "latent_dim", "action_dim", "frameskip", "history",
+                "image_mean", "image_std", "action_mean", "action_std")
+
+
+def onnx_files(folder: str | Path, precision: str = "fp32") -> tuple[Path, Path]:
+    """(encoder, predictor) paths for a precision: encoder.onnx, or encoder.int8.onnx / encoder.fp16.onnx."""
+    if precision not in PRECISIONS:
+        from scenes.errors import UserError
+        raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    folder = Path(folder)
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return folder / f"encoder{suffix}.onnx", folder / f"predictor{suffix}.onnx"
+
+
+def baked_config(config: ModelConfig) -> dict[str, Any]:
+    """The part of the config a graph depends on (compared at load with the folder's config.json)."""
+    data = config.to_dict()
+    return {name: data[name] for name in BAKED_FIELDS}
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
