@@ -14,6 +14,8 @@ SUBCOMMANDS = {
     "collect": "scenes.commands.collect",
     "train": "lewm.commands.train",
     "import-official": "lewm.commands.import_official",
+    "export": "export.commands.export",
+    "bench": "export.commands.bench",
 }
 
 

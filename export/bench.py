@@ -1,0 +1,132 @@
+"""Per-frame latency of the model interface: torch eager vs ONNX Runtime fp32 vs ONNX Runtime int8.
+
+One "frame" is what the monitor spends per env frame: one encode of 1 frame, plus one batched predict for
+3 action streams x (H + 1) forecasts with H = 10, i.e. predict with batch 33 and T = history. The backends are timed
+round-robin (frame i on each backend in turn) so that load from other processes on a shared machine hits them alike.
+Runs on a given model folder (default models/pusht-small) and on presets with random weights (default: paper).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STREAMS = 3
+HORIZON = 10
+PREDICT_BATCH = STREAMS * (HORIZON + 1)
+DEFAULT_MODEL = Path("models/pusht-small")
+TARGETS = {"ort_speedup_over_torch": 1.5, "paper_p50_ms": 50.0, "small_p50_ms": 5.0}
+
+
+def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5, presets: tuple[str, ...] = ("paper",),
+              threads: int = 1, out: str | Path | None = None) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    report: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__, "onnxruntime": _ort_version()},
+        "frames": frames, "warmup": warmup, "threads": threads,
+        "per_frame": f"encode(1 frame) + predict(batch {PREDICT_BATCH} = {STREAMS} streams x ({HORIZON}+1), "
+                     "T = history)",
+        "targets": TARGETS, "models": [], "notes": [],
+    }
+    folder = Path(model) if model is not None else DEFAULT_MODEL
+    if model is not None and not folder.is_dir():
+        from scenes.errors import UserError
+        raise UserError(f"model folder not found: {folder}")
+    if folder.is_dir():
+        report["models"].append(bench_folder(folder, str(folder), frames, warmup, threads))
+    else:
+        report["notes"].append(f"model folder {folder} does not exist (yet): its row is pending")
+    for name in presets:
+        with tempfile.TemporaryDirectory(prefix=f"lewm-bench-{name}-") as tmp:
+            from export.onnx_export import export_model_folder, make_random_model_folder
+
+            make_random_model_folder(name, tmp)
+            export_model_folder(tmp, int8=False)
+            report["models"].append(bench_folder(Path(tmp), f"{name} (random weights)", frames, warmup, threads))
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: int) -> dict[str, Any]:
+    """Export/quantise what is missing, then time torch eager, ORT fp32 and ORT int8 on the same inputs."""
+    from export.engine import OnnxEngine
+    from export.files import onnx_files
+    from export.quantize import precision_agreement, quantize_model_folder
+    from lewm.torch_backend import TorchBackend
+
+    if not all(p.is_file() for p in onnx_files(folder, "fp32")):
+        from export.onnx_export import export_model_folder
+        export_model_folder(folder)
+    if not all(p.is_file() for p in onnx_files(folder, "int8")):
+        quantize_model_folder(folder)
+    backends = {
+        "torch eager": TorchBackend.from_folder(folder),
+        "onnxruntime fp32": OnnxEngine.from_folder(folder, threads=threads),
+        "onnxruntime int8": OnnxEngine.from_folder(folder, precision="int8", threads=threads),
+    }
+    config = backends["torch eager"].config
+    rng = np.random.default_rng(0)
+    s, t, d, a = config.image_size, config.history, config.latent_dim, config.action_block_dim
+    images = rng.integers(0, 256, (warmup + frames, 1, s, s, 3), dtype=np.uint8)
+    z = rng.standard_normal((PREDICT_BATCH, t, d)).astype(np.float32)
+    actions = rng.standard_normal((PREDICT_BATCH, t, a)).astype(np.float32)
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    for i in range(warmup + frames):
+        for name, backend in backends.items():
+            start = time.perf_counter()
+            backend.encode(images[i])
+            backend.predict(z, actions)
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1e3)
+    rows = []
+    torch_p50 = float(np.percentile(times["torch eager"], 50))
+    for name, backend in backends.items():
+        ms = np.asarray(times[name])
+        p50 = float(np.percentile(ms, 50))
+        rows.append({"backend": name, "provider": getattr(backend, "provider", backend.name), "p50_ms": p50,
+                     "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
+                     "time_over_torch_p50": p50 / torch_p50, "speedup_over_torch_p50": torch_p50 / p50})
+    agreement = precision_agreement(folder, "int8", providers=["CPUExecutionProvider"])
+    ort = next(r for r in rows if r["backend"] == "onnxruntime fp32")
+    return {"model": label, "config": {"image_size": s, "latent_dim": d, "history": t,
+                                       "enc_depth": config.enc_depth, "enc_width": config.enc_width},
+            "rows": rows, "int8_agreement_with_fp32": agreement,
+            "ort_fp32_over_torch_p50": ort["time_over_torch_p50"]}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"per frame: {report['per_frame']}; {report['frames']} frames after {report['warmup']} warm-up, "
+             f"{report['threads']} thread(s) per backend",
+             f"{'model':<24} {'backend':<17} {'provider':<21} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
+             f"{'time/torch':>10} {'speedup':>8}"]
+    for entry in report["models"]:
+        for row in entry["rows"]:
+            lines.append(f"{entry['model']:<24} {row['backend']:<17} {row['provider']:<21} {row['p50_ms']:>8.2f} "
+                         f"{row['p99_ms']:>8.2f} {row['mean_ms']:>8.2f} {row['time_over_torch_p50']:>10.2f} "
+                         f"{row['speedup_over_torch_p50']:>7.2f}x")
+    for entry in report["models"]:
+        g = entry["int8_agreement_with_fp32"]
+        lines.append(f"{entry['model']}: int8 vs fp32 cosine mean {g['mean_cos']:.5f}, min {g['min_cos']:.5f} "
+                     f"(encode min {g['encode_min_cos']:.5f}, predict min {g['predict_min_cos']:.5f}; "
+                     f"target {g['target']})")
+    lines += [f"note: {note}" for note in report["notes"]]
+    return "\n".join(lines)
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__

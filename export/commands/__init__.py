@@ -1,0 +1,1 @@
+"""`lewm export` and `lewm bench` (see lewm/cli.py for how subcommands are registered)."""

@@ -1,0 +1,35 @@
+"""Per-frame latency of the model interface (one encode of 1 frame + one predict of batch 33 = 3 action streams x
+11 forecasts, T = history), p50 and p99, for torch eager, ONNX Runtime fp32 and ONNX Runtime int8: on a model folder
+(default models/pusht-small, skipped with a note if absent) and on presets with random weights (default paper),
+made and exported in a temporary folder. Prints a table and the int8 vs fp32 agreement; --out writes the JSON."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "benchmark torch eager vs ONNX Runtime (fp32, int8) per frame"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model folder (default models/pusht-small if it exists)")
+    parser.add_argument("--frames", type=int, default=50, help="timed frames per backend, after the warm-up")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed frames first")
+    parser.add_argument("--presets", default="paper",
+                        help="comma-separated presets to run with random weights ('' for none)")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads for torch and ONNX Runtime alike")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from scenes.errors import UserError
+
+    if args.frames < 1 or args.warmup < 0 or args.threads < 1:
+        raise UserError("--frames and --threads must be >= 1, --warmup >= 0")
+    from export.bench import format_table, run_bench
+
+    presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
+    report = run_bench(args.model, frames=args.frames, warmup=args.warmup, presets=presets, threads=args.threads,
+                       out=args.out)
+    print(format_table(report))
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,67 @@
+"""Export a model folder to ONNX: FOLDER/encoder.onnx (uint8 frames -> z) and FOLDER/predictor.onnx (latent window +
+raw action blocks -> next latent), with the input normalisations inside the graphs. The files are checked against
+torch (max |difference| <= 1e-4 for T = 1..history, batch 1 and 3) and removed if they disagree; config.json gets an
+"onnx" section. --int8 also writes dynamically quantised copies for the CPU, --fp16 half-precision copies for the GPU.
+With --preset NAME --random-weights --out DIR it first makes a random-weight model folder of that preset
+(for benchmarks and parity checks)."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "export a model folder to ONNX (encoder.onnx, predictor.onnx), verified against torch"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model folder to export (written into it)")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset")
+    parser.add_argument("--int8", action="store_true", help="also write encoder.int8.onnx / predictor.int8.onnx")
+    parser.add_argument("--fp16", action="store_true",
+                        help="also write encoder.fp16.onnx / predictor.fp16.onnx (needs onnxconverter-common)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch check")
+    parser.add_argument("--preset", default=None, help="with --random-weights: the preset's sizes (tiny, small, paper)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="make a random-weight model folder of --preset at --out, then export it")
+    parser.add_argument("--out", default=None, help="with --random-weights: the model folder to make")
+
+
+def run(args: argparse.Namespace) -> int:
+    from scenes.errors import UserError
+
+    if args.random_weights:
+        if args.model or not (args.preset and args.out):
+            raise UserError("--random-weights makes a new folder: give --preset NAME and --out DIR (not --model)")
+    elif args.model is None:
+        raise UserError("give --model DIR (or --preset NAME --random-weights --out DIR)")
+    elif args.preset or args.out:
+        raise UserError("--preset and --out go with --random-weights")
+
+    if args.fp16:
+        from export.quantize import fp16_available
+        fp16_available(raise_if_not=True)  # before spending time on the export
+    from export.onnx_export import ParityError, export_model_folder, make_random_model_folder
+
+    folder = args.model
+    if args.random_weights:
+        folder = make_random_model_folder(args.preset, args.out)
+        print(f"made a random-weight {args.preset} model folder at {folder}")
+    try:
+        section = export_model_folder(folder, opset=args.opset, verify=not args.no_verify, int8=args.int8)
+    except ParityError as err:
+        print(f"lewm export: FAILED: {err}")
+        return 1
+    print(f"wrote {folder}/{section['encoder']} and {folder}/{section['predictor']} "
+          f"(opset {section['opset']}, {section['exporter']})")
+    check = section.get("verification")
+    if check:
+        by_t = ", ".join(f"T={t}: {v:.2e}" for t, v in check["predictor_max_abs_diff_by_T"].items())
+        print(f"ONNX Runtime vs torch, max |diff| (batch 1 and 3): encoder {check['encoder_max_abs_diff']:.2e}, "
+              f"predictor {check['predictor_max_abs_diff']:.2e} ({by_t}); tolerance {check['tolerance']:g}")
+    if args.int8:
+        g = section["int8"]["agreement_with_fp32"]
+        print(f"wrote {section['int8']['encoder']} and {section['int8']['predictor']}; int8 vs fp32 cosine: "
+              f"mean {g['mean_cos']:.5f}, min {g['min_cos']:.5f} (target {g['target']})")
+    if args.fp16:
+        from export.quantize import convert_fp16_model_folder
+        section = convert_fp16_model_folder(folder)
+        print(f"wrote {section['fp16']['encoder']} and {section['fp16']['predictor']}")
+    return 0
