@@ -1,0 +1,123 @@
+"""The ONNX Runtime engine: interface, refusals, provider fallback, no torch, reduced precision."""
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import export.engine as engine_module
+from export.engine import OnnxEngine
+from scenes.errors import UserError
+
+
+def test_engine_interface(exported_tiny):
+    engine = OnnxEngine.from_folder(exported_tiny)
+    assert (engine.latent_dim, engine.history, engine.frameskip, engine.image_size) == (32, 3, 5, 32)
+    assert engine.provider == "CPUExecutionProvider" and engine.name == "onnxruntime-CPUExecutionProvider"
+    assert "CPUExecutionProvider" in engine.describe()
+    z = engine.encode(np.zeros((4, 32, 32, 3), np.uint8))
+    assert z.shape == (4, 32) and z.dtype == np.float32
+    assert engine.predict(np.zeros((33, 3, 32), np.float32), np.zeros((33, 3, 10), np.float32)).shape == (33, 32)
+    with pytest.raises(ValueError, match="resize"):
+        engine.encode(np.zeros((1, 64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="T<=3"):
+        engine.predict(np.zeros((1, 4, 32), np.float32), np.zeros((1, 4, 10), np.float32))
+
+
+def test_cpu_options(exported_tiny):
+    engine = OnnxEngine.from_folder(exported_tiny)
+    options = engine._encoder.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert OnnxEngine.from_folder(exported_tiny, threads=2)._encoder.get_session_options().intra_op_num_threads == 2
+
+
+def test_missing_files_say_how_to_make_them(exported_tiny, copy_folder):
+    folder = copy_folder(exported_tiny)
+    (folder / "predictor.onnx").unlink()
+    with pytest.raises(UserError, match=r"predictor.onnx.*lewm export --model"):
+        OnnxEngine.from_folder(folder)
+    with pytest.raises(UserError, match=r"--int8"):
+        OnnxEngine.from_folder(exported_tiny, precision="int8")
+    with pytest.raises(UserError, match="precision"):
+        OnnxEngine.from_folder(exported_tiny, precision="fp8")
+
+
+@pytest.mark.parametrize("field, value", [("latent_dim", 48), ("history", 4), ("image_size", 64), ("frameskip", 4),
+                                          ("action_mean", [0.5, 0.5])])
+def test_mismatched_config_is_refused(exported_tiny, copy_folder, field, value):
+    folder = copy_folder(exported_tiny)
+    data = json.loads((folder / "config.json").read_text())
+    data[field] = value
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match=rf"do not match its config.json.*{field}.*lewm export --model"):
+        OnnxEngine.from_folder(folder)
+
+
+def test_other_weights_are_refused(exported_tiny, copy_folder):
+    from export.onnx_export import make_random_model_folder
+
+    folder = copy_folder(exported_tiny)
+    make_random_model_folder("tiny", folder, seed=1)  # same sizes, new weights; the ONNX files stay
+    with pytest.raises(UserError, match="other weights"):
+        OnnxEngine.from_folder(folder)
+
+
+def test_unavailable_provider_falls_back_to_cpu(exported_tiny):
+    with pytest.warns(RuntimeWarning, match="CUDAExecutionProvider"):
+        engine = OnnxEngine.from_folder(exported_tiny, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert engine.provider == "CPUExecutionProvider"
+    assert engine.encode(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 32)
+
+
+def test_provider_that_fails_to_start_is_skipped(exported_tiny, monkeypatch):
+    """A provider the build lists but that cannot create a session (e.g. CUDA without its libraries)."""
+    real_session = engine_module.ort.InferenceSession
+
+    def session(path, sess_options=None, providers=None):
+        if any("CUDA" in (p if isinstance(p, str) else p[0]) for p in providers):
+            raise RuntimeError("CUDA driver not found (test)")
+        return real_session(path, sess_options=sess_options, providers=providers)
+
+    monkeypatch.setattr(engine_module.ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(engine_module.ort, "InferenceSession", session)
+    with pytest.warns(RuntimeWarning, match="failed to start"):
+        engine = OnnxEngine.from_folder(exported_tiny)
+    assert engine.provider == "CPUExecutionProvider"
+
+
+def test_default_providers_on_this_machine_run_without_warnings(exported_tiny):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        OnnxEngine.from_folder(exported_tiny)
+
+
+def test_engine_does_not_import_torch():
+    code = "import export.engine, sys; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_int8_agreement(exported_tiny, copy_folder):
+    from export.quantize import precision_agreement, quantize_model_folder
+
+    folder = copy_folder(exported_tiny)
+    section = quantize_model_folder(folder)
+    agreement = section["int8"]["agreement_with_fp32"]
+    assert agreement["min_cos"] > 0.99 and agreement["mean_cos"] > 0.99
+    assert json.loads((folder / "config.json").read_text())["onnx"]["int8"]["encoder"] == "encoder.int8.onnx"
+    engine = OnnxEngine.from_folder(folder, precision="int8")
+    assert engine.precision == "int8" and engine.encode(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2, 32)
+    again = precision_agreement(folder, "int8", frames=4)
+    assert again["min_cos"] > 0.99
+
+
+def test_fp16_says_whether_it_is_available(exported_tiny, copy_folder):
+    from export.quantize import convert_fp16_model_folder, fp16_available
+
+    if fp16_available():
+        pytest.skip("onnxconverter-common is installed here")
+    with pytest.raises(UserError, match="not available on this machine"):
+        convert_fp16_model_folder(copy_folder(exported_tiny))

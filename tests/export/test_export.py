@@ -1,0 +1,91 @@
+"""The ONNX export: files, config section, parity with torch, failure handling, the command."""
+import json
+
+import numpy as np
+import pytest
+
+from export.engine import OnnxEngine
+from export.onnx_export import ParityError, export_model_folder, make_random_model_folder, verify_parity
+from lewm.torch_backend import TorchBackend
+
+
+def test_export_writes_single_files_and_config_section(exported_tiny):
+    assert (exported_tiny / "encoder.onnx").is_file() and (exported_tiny / "predictor.onnx").is_file()
+    assert not list(exported_tiny.glob("*.data"))  # no external data
+    section = json.loads((exported_tiny / "config.json").read_text())["onnx"]
+    assert section["encoder"] == "encoder.onnx" and section["predictor"] == "predictor.onnx"
+    assert section["opset"] == 18 and "dynamo" in section["exporter"]
+    assert section["action_normalisation"] == "inside predictor graph"
+    assert section["verification"]["predictor_max_abs_diff"] <= 1e-4
+
+
+def test_graph_inputs_are_dynamic(exported_tiny):
+    engine = OnnxEngine.from_folder(exported_tiny)
+    enc_in = engine._encoder.get_inputs()[0]
+    z_in, a_in = engine._predictor.get_inputs()
+    assert (enc_in.name, enc_in.type, enc_in.shape[1:]) == ("frames", "tensor(uint8)", [32, 32, 3])
+    assert not isinstance(enc_in.shape[0], int)
+    assert (z_in.name, a_in.name) == ("z_window", "action_blocks")
+    assert not isinstance(z_in.shape[0], int) and not isinstance(z_in.shape[1], int)
+    assert z_in.shape[2] == 32 and a_in.shape[2] == 10
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_parity_with_torch_every_window_length(exported_tiny, batch):
+    torch_side, onnx_side = TorchBackend.from_folder(exported_tiny), OnnxEngine.from_folder(exported_tiny)
+    config = torch_side.config
+    rng = np.random.default_rng(batch)
+    frames = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
+    assert np.abs(onnx_side.encode(frames) - torch_side.encode(frames)).max() <= 1e-4
+    mean = np.tile(config.action_mean, config.frameskip)
+    std = np.tile(config.action_std, config.frameskip)
+    for t in range(1, config.history + 1):
+        z = rng.standard_normal((batch, t, config.latent_dim)).astype(np.float32)
+        actions = (mean + std * rng.standard_normal((batch, t, config.action_block_dim))).astype(np.float32)
+        ort_out, torch_out = onnx_side.predict(z, actions), torch_side.predict(z, actions)
+        assert ort_out.shape == (batch, config.latent_dim) and ort_out.dtype == np.float32
+        assert np.abs(ort_out - torch_out).max() <= 1e-4, f"T={t}"
+
+
+def test_action_normalisation_is_inside_the_graph(exported_tiny):
+    """Raw actions go in: shifting them by their mean changes the prediction exactly as it does in torch."""
+    torch_side, onnx_side = TorchBackend.from_folder(exported_tiny), OnnxEngine.from_folder(exported_tiny)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((2, 3, 32)).astype(np.float32)
+    raw = np.full((2, 3, 10), 0.3, np.float32)
+    np.testing.assert_allclose(onnx_side.predict(z, raw), torch_side.predict(z, raw), atol=1e-4)
+
+
+def test_verify_raises_beyond_tolerance(exported_tiny):
+    with pytest.raises(ParityError, match="disagree"):
+        verify_parity(exported_tiny, tolerance=0.0)
+
+
+def test_failed_verification_removes_the_files(tmp_path, monkeypatch):
+    import export.onnx_export as onnx_export
+
+    def disagree(*args, **kwargs):
+        raise ParityError("disagree (test)")
+
+    folder = make_random_model_folder("tiny", tmp_path / "model")
+    monkeypatch.setattr(onnx_export, "verify_parity", disagree)
+    with pytest.raises(ParityError):
+        export_model_folder(folder)
+    assert not (folder / "encoder.onnx").exists() and not (folder / "predictor.onnx").exists()
+    assert "onnx" not in json.loads((folder / "config.json").read_text())
+
+
+def test_export_command_random_weights(tmp_path, capsys):
+    from lewm.cli import main
+
+    out = tmp_path / "random-tiny"
+    assert main(["export", "--preset", "tiny", "--random-weights", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "max |diff|" in printed and (out / "encoder.onnx").is_file()
+
+
+def test_export_command_needs_a_model(capsys):
+    from lewm.cli import main
+
+    assert main(["export"]) == 2
+    assert "--model" in capsys.readouterr().err
