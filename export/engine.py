@@ -155,11 +155,12 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
-def _provider_chain(name: str) -> list:
+def _provider_chain(name: str, folder: Path) -> list:
     """The providers list given to ONNX Runtime when `name` is wanted: it, then the ones below it, so that nodes
     a GPU provider cannot run still run."""
     if name == TENSORRT:
-        return [(TENSORRT, {"trt_engine_cache_enable": True}), CUDA, CPU]
+        cache = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(folder / "trt_cache")}
+        return [(TENSORRT, cache), CUDA, CPU]
     if name == CUDA:
         return [CUDA, CPU]
     return [name] if name == CPU else [name, CPU]
@@ -170,7 +171,7 @@ def _first_session(path: Path, candidates: list[str], options: ort.SessionOption
     problems = []
     for name in candidates:
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=_provider_chain(name))
+            session = ort.InferenceSession(str(path), sess_options=options, providers=_provider_chain(name, path.parent))
         except Exception as err:  # onnxruntime raises several types (Fail, RuntimeException, ...)
             problems.append(f"{name}: {err}")
             warnings.warn(f"{name} failed to start a session for {path.name} ({err}); trying the next provider",
