@@ -1,0 +1,60 @@
+"""Run the probes of a model folder: latent structure, prediction horizon, surprise under an injected artifact,
+action conditioning, and a linear physics probe. Each writes OUT/<probe>.json (numbers, with their definitions)
+and OUT/<probe>.png (the published layout); `all` runs every probe and writes OUT/summary.json.
+
+Episodes: the named scene "expert" (surprise: "seed-artifact"; physics: "expert" and "random") with held-out
+seeds SEED, SEED + 1, ... (the training data uses seeds below 1,000,000), or the first episodes of --dataset."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "probe a model: latent structure, horizon, surprise, actions, physics"
+CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "all")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("probe", choices=CHOICES, help="which probe to run")
+    p.add_argument("--model", required=True, help="model folder (config.json + weights)")
+    p.add_argument("--out", required=True, help="folder for the JSON and PNG files")
+    p.add_argument("--episodes", type=int, default=20,
+                   help="episodes per probe (physics: this many to fit and this many to test)")
+    p.add_argument("--seed", type=int, default=1_000_000, help="first held-out episode seed")
+    p.add_argument("--steps", type=int, default=None, help="env steps per episode (default: the scene's length)")
+    p.add_argument("--dataset", default=None, help="take episodes from this HDF5 dataset instead of scenes")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="torch (the weights) or onnx (export.engine.OnnxEngine, the monitor's engine)")
+    p.add_argument("--horizon", type=int, default=20, help="longest forecast, in model steps")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from lewm.probes.common import jsonable, load_model
+    from lewm.probes.suite import HEADLINES, ProbeSettings, run_all, run_probe
+    from scenes.errors import UserError
+
+    if args.episodes < 1:
+        raise UserError("--episodes must be at least 1")
+    if args.horizon < 1:
+        raise UserError("--horizon must be at least 1")
+    if args.steps is not None and args.steps < 1:
+        raise UserError("--steps must be at least 1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model, args.backend)
+    settings = ProbeSettings(episodes=args.episodes, seed=args.seed, steps=args.steps, dataset=args.dataset,
+                             horizon=args.horizon)
+    out = Path(args.out)
+    if args.probe == "all":
+        headline = run_all(model, settings, out, model_name=str(args.model), backend=args.backend)
+        written = ["summary.json"] + [f"{name}.{ext}" for name in HEADLINES for ext in ("json", "png")]
+    else:
+        headline = HEADLINES[args.probe](run_probe(args.probe, model, settings, out))
+        written = [f"{args.probe}.json", f"{args.probe}.png"]
+    print(json.dumps(jsonable(headline), indent=2))
+    print(f"wrote {', '.join(written)} in {out}")
+    return 0

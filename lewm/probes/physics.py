@@ -1,0 +1,100 @@
+"""Probe 5, physical state: how linearly the embeddings hold the agent position, the block position and the
+block angle. A ridge regression on standardised z, fitted on some episodes and scored (R^2) on others."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lewm.probes.common import new_figure, run_stream, save_figure, write_json
+
+ALPHA = 1.0
+# target group -> (names of its columns, function of the (T, 7) states)
+TARGETS = {
+    "agent_xy": (("agent x", "agent y"), lambda s: s[:, 0:2]),
+    "block_xy": (("block x", "block y"), lambda s: s[:, 2:4]),
+    "block_angle": (("sin(block angle)", "cos(block angle)"), lambda s: np.stack([np.sin(s[:, 4]),
+                                                                                  np.cos(s[:, 4])], axis=1)),
+}
+
+DEFINITIONS = {
+    "points": "every env frame of every episode: the stream's record.z and the simulator state of that frame",
+    "probe": f"sklearn Ridge(alpha={ALPHA}) on z standardised with the training frames' mean and std, one "
+             f"regression for all six target columns",
+    "r2": "coefficient of determination on the test episodes per target group (uniform average of its columns; "
+          "1 = perfect, 0 = no better than the test mean)",
+    "r2_per_column": "the same per column",
+    "angle_error_deg": "median absolute angle between the true block angle and atan2 of the predicted (sin, cos)",
+}
+
+
+def targets_of(states: np.ndarray) -> np.ndarray:
+    return np.concatenate([fn(np.asarray(states, np.float64)) for _, fn in TARGETS.values()], axis=1)
+
+
+def run_physics(model, train_episodes: list, test_episodes: list, out: str | Path | None = None,
+                sources: dict | None = None) -> dict:
+    """JSON-ready results; with `out` (a folder), also writes physics.json and physics.png.
+    `sources`: a description of where the train and test episodes came from, copied into the JSON."""
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.preprocessing import StandardScaler
+
+    def embed(episodes, name):
+        runs = run_stream(model, episodes, horizon=1, desc=f"physics: {name}")
+        return np.concatenate([r.z for r in runs]), np.concatenate([targets_of(e.states) for e in episodes])
+
+    z_train, y_train = embed(train_episodes, "train")
+    z_test, y_test = embed(test_episodes, "test")
+    scaler = StandardScaler().fit(z_train)
+    probe = Ridge(alpha=ALPHA).fit(scaler.transform(z_train), y_train)
+    predicted = probe.predict(scaler.transform(z_test))
+
+    columns = [c for names, _ in TARGETS.values() for c in names]
+    per_column = r2_score(y_test, predicted, multioutput="raw_values")
+    groups, at = {}, 0
+    for group, (names, _) in TARGETS.items():
+        groups[group] = float(np.mean(per_column[at:at + len(names)]))
+        at += len(names)
+    true_angle = np.arctan2(y_test[:, 4], y_test[:, 5])
+    angle_gap = np.angle(np.exp(1j * (np.arctan2(predicted[:, 4], predicted[:, 5]) - true_angle)))
+    result = {
+        "probe": "physics",
+        "definitions": DEFINITIONS,
+        "sources": sources or {},
+        "train_episodes": len(train_episodes),
+        "test_episodes": len(test_episodes),
+        "train_points": int(len(z_train)),
+        "test_points": int(len(z_test)),
+        "r2": groups,
+        "r2_per_column": dict(zip(columns, per_column)),
+        "train_r2": float(r2_score(y_train, probe.predict(scaler.transform(z_train)))),
+        "angle_error_deg": float(np.degrees(np.median(np.abs(angle_gap)))),
+    }
+    if out is not None:
+        write_json(Path(out) / "physics.json", result)
+        save_figure(physics_figure(y_test, predicted, columns, per_column), Path(out) / "physics.png")
+    return result
+
+
+def physics_figure(true: np.ndarray, predicted: np.ndarray, columns: list[str], r2: np.ndarray):
+    """Predicted against true on the test episodes, one panel per target column."""
+    fig = new_figure(figsize=(13, 8))
+    axes = fig.subplots(2, 3).T.ravel()  # columns of panels: agent, block position, block angle
+    rng = np.random.default_rng(0)
+    shown = rng.choice(len(true), min(len(true), 4000), replace=False)
+    for j, ax in enumerate(axes):
+        t, p = true[shown, j], predicted[shown, j]
+        ax.scatter(t, p, s=3, alpha=0.3, color="tab:blue", lw=0)
+        span = [min(t.min(), p.min()), max(t.max(), p.max())]
+        ax.plot(span, span, color="k", lw=0.8)
+        ax.set_title(f"{columns[j]}: R$^2$ = {r2[j]:.3f}", fontsize=10)
+        ax.set_xlabel("true")
+        ax.set_ylabel("predicted from z")
+    fig.suptitle("linear probe from the embedding to the physical state (held-out episodes)")
+    fig.tight_layout()
+    return fig
+
+
+def headline(result: dict) -> dict:
+    return {"r2": result["r2"], "angle_error_deg": result["angle_error_deg"]}

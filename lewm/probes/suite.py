@@ -1,0 +1,120 @@
+"""The probes as `lewm probe` runs them: which episodes each probe gets, and `all`, which runs the stream over
+the expert episodes once for the latent, horizon and actions probes and writes summary.json.
+
+Episodes come from named scenes with held-out seeds (seed, seed + 1, ...; the training data uses seeds below
+1,000,000) or from a dataset file (its first episodes).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lewm.probes import actions, horizon, latent, physics, surprise
+from lewm.probes.common import HELD_OUT_SEED, dataset_episodes, run_stream, scene_episodes, write_json
+
+PROBES = ("latent", "horizon", "surprise", "actions", "physics")
+PHYSICS_TRAIN_OFFSET = 100_000  # the physics probe's training episodes: seeds seed + 100000 + i
+
+
+@dataclass
+class ProbeSettings:
+    episodes: int = 20
+    seed: int = HELD_OUT_SEED
+    steps: int | None = None  # env steps per episode (None: the scene's own length)
+    dataset: str | None = None
+    horizon: int = 20
+
+
+class EpisodeSource:
+    """The episodes of each probe at the model's image size, played (or read) once and reused."""
+
+    def __init__(self, settings: ProbeSettings, image_size: int, frameskip: int):
+        self.settings = settings
+        self.image_size = image_size
+        self.frameskip = frameskip
+        self._cache: dict = {}
+
+    def _get(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def scene(self, name: str, count: int | None = None, offset: int = 0) -> list:
+        s = self.settings
+        count = s.episodes if count is None else count
+        return self._get(("scene", name, count, offset), lambda: scene_episodes(
+            name, count, s.seed + offset, self.image_size, steps=s.steps))
+
+    def dataset(self, count: int | None = None, first: int = 0, steps: int | None = None) -> list:
+        s = self.settings
+        count = s.episodes if count is None else count
+        steps = s.steps if steps is None else steps
+        return self._get(("dataset", count, first, steps), lambda: dataset_episodes(
+            s.dataset, count, self.image_size, first=first, steps=steps))
+
+    def expert(self) -> list:
+        return self.dataset() if self.settings.dataset else self.scene("expert")
+
+    def artifact(self) -> list:
+        """Episodes with the published sliding square drawn in (scene "seed-artifact", or dataset episodes)."""
+        if not self.settings.dataset:
+            return self.scene("seed-artifact")
+        from scenes.artifacts import sliding_square
+        from scenes.catalog import get_scene
+
+        steps = self.settings.steps or get_scene("seed-artifact").steps
+        square = sliding_square(frameskip=self.frameskip)
+        return [surprise.with_artifact(e, square) for e in self.dataset(steps=steps)]
+
+    def physics(self) -> tuple[list, list, dict]:
+        """Train and test episodes from separate seed ranges, half "expert" and half "random" each
+        (with a dataset: its first N episodes to train, the next N to test)."""
+        s = self.settings
+        if s.dataset:
+            n = s.episodes
+            return self.dataset(), self.dataset(first=n), {"train": f"{s.dataset} episodes 0..{n - 1}",
+                                                           "test": f"{s.dataset} episodes {n}..{2 * n - 1}"}
+        n_expert = max(1, s.episodes // 2)
+        n_random = max(1, s.episodes - n_expert)
+        off = PHYSICS_TRAIN_OFFSET
+        train = self.scene("expert", n_expert, off) + self.scene("random", n_random, off)
+        test = self.scene("expert", n_expert) + self.scene("random", n_random)
+        sources = {"train": f"expert seeds {s.seed + off}.. ({n_expert}), random seeds {s.seed + off}.. ({n_random})",
+                   "test": f"expert seeds {s.seed}.. ({n_expert}), random seeds {s.seed}.. ({n_random})"}
+        return train, test, sources
+
+
+def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source: EpisodeSource | None = None,
+              runs: list | None = None) -> dict:
+    """Run one probe, writing OUT/<name>.json and OUT/<name>.png; returns its results."""
+    source = source or EpisodeSource(settings, model.image_size, model.frameskip)
+    if name == "latent":
+        return latent.run_latent(model, source.expert(), runs=runs, out=out)
+    if name == "horizon":
+        return horizon.run_horizon(model, source.expert(), horizon=settings.horizon, runs=runs, out=out)
+    if name == "actions":
+        return actions.run_actions(model, source.expert(), horizon=settings.horizon, runs=runs, out=out)
+    if name == "surprise":
+        return surprise.run_surprise(model, source.artifact(), out=out)
+    if name == "physics":
+        train, test, sources = source.physics()
+        return physics.run_physics(model, train, test, out=out, sources=sources)
+    raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
+
+
+HEADLINES = {"latent": latent.headline, "horizon": horizon.headline, "surprise": surprise.headline,
+             "actions": actions.headline, "physics": physics.headline}
+
+
+def run_all(model, settings: ProbeSettings, out: str | Path, model_name: str = "", backend: str = "") -> dict:
+    """Every probe, the expert episodes' stream run once for latent, horizon and actions; writes summary.json."""
+    source = EpisodeSource(settings, model.image_size, model.frameskip)
+    shared = run_stream(model, source.expert(), horizon=settings.horizon, desc="stream (latent, horizon, actions)")
+    summary = {"model": model_name, "backend": backend, "image_size": model.image_size,
+               "frameskip": model.frameskip, "history": model.history, "settings": asdict(settings)}
+    for name in PROBES:
+        result = run_probe(name, model, settings, out, source=source,
+                           runs=shared if name in ("latent", "horizon", "actions") else None)
+        summary[name] = HEADLINES[name](result)
+    write_json(Path(out) / "summary.json", summary)
+    return summary

@@ -1,0 +1,150 @@
+"""The probes on a tiny random model and a few very short episodes: each JSON has its keys and finite numbers,
+the horizon probe's numbers are the stream's, and `lewm probe` runs end to end."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lewm.checkpoint import save_model_folder
+from lewm.config import preset
+from lewm.model import LeWM
+from lewm.probes import (load_model, run_actions, run_horizon, run_latent, run_physics, run_stream, run_surprise,
+                         scene_episodes)
+from lewm.probes.common import dataset_episodes, jsonable, shuffle_banks
+
+SEED = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    config = preset("tiny", action_mean=[0.0, 0.0], action_std=[0.2, 0.2])
+    model = LeWM(config)
+    with torch.no_grad():  # AdaLN-zero: a fresh predictor ignores its actions; make them matter
+        for name, p in model.named_parameters():
+            if "adaLN_modulation" in name:
+                p.normal_(0, 0.3)
+    return save_model_folder(model.eval(), config, tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    return load_model(model_dir, "torch")
+
+
+@pytest.fixture(scope="module")
+def episodes():
+    return scene_episodes("expert", 2, SEED, 32, steps=35)
+
+
+def as_json(result: dict) -> dict:
+    """What the probe writes: strict JSON (NaN would fail here)."""
+    return json.loads(json.dumps(jsonable(result), allow_nan=False))
+
+
+def assert_finite(values):
+    values = np.asarray(values, dtype=float)  # None -> NaN
+    assert values.size and np.all(np.isfinite(values)), values
+
+
+def test_horizon_is_the_stream(model, episodes):
+    H = 3
+    result = as_json(run_horizon(model, episodes, horizon=H))
+    for key in ("mean", "median", "std", "q25", "q75", "count", "copy_last_mean", "copy_last_median",
+                "ratio_to_copy_last"):
+        assert len(result[key]) == H
+        assert_finite(result[key])
+    assert result["horizons"] == [1, 2, 3] and result["definitions"]
+    # h=1 from a full context: the one-step surprise of every frame t with t - 5 >= 5 * (history - 1)
+    runs = run_stream(model, episodes, horizon=H)
+    first = 5 * model.history
+    surprise = np.concatenate([r.surprise[first:, 0] for r in runs])
+    assert result["count"][0] == len(surprise)
+    assert result["mean"][0] == pytest.approx(float(np.mean(surprise)), rel=1e-9)
+    copy = np.concatenate([r.copy_last_error[first:, 0] for r in runs])
+    assert result["copy_last_mean"][0] == pytest.approx(float(np.mean(copy)), rel=1e-9)
+    # a start at frame s contributes to h when s + 5h is in the episode: counts fall by 5 per episode per step
+    assert np.diff(result["count"]).tolist() == [-5 * len(episodes)] * (H - 1)
+
+
+def test_actions_and_latent_share_one_run(model, episodes):
+    runs = run_stream(model, episodes, horizon=2)
+    actions = as_json(run_actions(model, episodes, horizon=2, runs=runs))
+    for stream in ("real", "shuffled", "zero"):
+        assert_finite(actions["mean"][stream])
+    for stream in ("shuffled", "zero"):
+        assert_finite(actions["ratio_to_real"][stream])
+        assert_finite(actions["gap"][stream])
+    assert actions["mean"]["real"] == pytest.approx(as_json(run_horizon(model, episodes, 2, runs=runs))["mean"])
+    assert actions["ratio_to_real"]["zero"][0] != pytest.approx(1.0)  # the actions reach the predictor
+
+    latent = as_json(run_latent(model, episodes, runs=runs))
+    assert latent["points"] == sum(len(range(0, len(e.frames), 5)) for e in episodes)
+    for key in ("time_rho_mean", "time_rho_median", "silhouette_pca2", "silhouette_latent"):
+        assert_finite(latent[key])
+    assert 0 <= latent["time_rho_mean"] <= 1 and -1 <= latent["silhouette_pca2"] <= 1
+
+
+def test_shuffle_bank_holds_only_other_episodes(episodes):
+    banks = shuffle_banks(episodes, 5)
+    own = {tuple(b) for b in episodes[0].actions[:35].reshape(7, 10)}
+    assert len(banks[0]) == 7 and not own & {tuple(b) for b in banks[0]}
+
+
+def test_surprise(model):
+    episodes = scene_episodes("seed-artifact", 2, SEED, 32, steps=70)
+    result = as_json(run_surprise(model, episodes))
+    assert result["window"] == [5, 14] and result["steps"] == list(range(15))
+    conditions = ("baseline", "perturbed", "perturbed_context")
+    for c in conditions:
+        assert result["mean"][c][0] is None  # no prediction at step 0
+        assert_finite(result["mean"][c][1:])
+        assert_finite([result["window_mean"][c], result["peak"][c]["value"]])
+        assert 5 <= result["peak"][c]["step"] <= 14
+    assert_finite(list(result["ratio_to_baseline"].values()))
+    assert set(result["return_step"]) == {"perturbed", "perturbed_context"}
+    # before the square enters the three conditions see the same frames
+    for c in conditions[1:]:
+        assert result["mean"][c][1:5] == pytest.approx(result["mean"]["baseline"][1:5])
+        assert result["mean"][c][6] != pytest.approx(result["mean"]["baseline"][6])
+
+
+def test_physics(model, episodes):
+    test = scene_episodes("random", 2, SEED, 32, steps=20)
+    result = as_json(run_physics(model, episodes, test))
+    assert set(result["r2"]) == {"agent_xy", "block_xy", "block_angle"}
+    assert_finite(list(result["r2"].values()) + list(result["r2_per_column"].values()))
+    assert result["test_points"] == 2 * 21 and np.isfinite(result["angle_error_deg"])
+
+
+def test_dataset_episodes(tmp_path, episodes):
+    from scenes.dataset import DatasetWriter
+
+    with DatasetWriter(tmp_path / "d.h5", 32) as writer:
+        for e in episodes:
+            writer.add_episode(e.frames, e.actions, e.states)
+    read = dataset_episodes(tmp_path / "d.h5", 1, 32, first=1, steps=20)[0]
+    np.testing.assert_array_equal(read.frames, episodes[1].frames[:21])
+    np.testing.assert_array_equal(read.actions[:20], episodes[1].actions[:20])
+    assert np.isnan(read.actions[20]).all()
+
+
+def test_cli_all(model_dir, tmp_path):
+    from lewm.cli import main
+
+    out = tmp_path / "probes"
+    assert main(["probe", "all", "--model", str(model_dir), "--out", str(out), "--episodes", "2", "--steps", "30",
+                 "--horizon", "2"]) == 0
+    for name in ("latent", "horizon", "surprise", "actions", "physics"):
+        assert (out / f"{name}.png").stat().st_size > 0
+        assert json.loads((out / f"{name}.json").read_text())["probe"] == name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["horizon"]["mean"]["h1"] > 0 and set(summary["physics"]["r2"]) == {
+        "agent_xy", "block_xy", "block_angle"}
+
+
+def test_cli_user_errors(tmp_path):
+    from lewm.cli import main
+
+    assert main(["probe", "latent", "--model", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
