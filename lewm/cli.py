@@ -48,3 +48,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    "probe": "lewm.commands.probe",
