@@ -171,7 +171,8 @@ def _first_session(path: Path, candidates: list[str], options: ort.SessionOption
     problems = []
     for name in candidates:
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=_provider_chain(name, path.parent))
+            chain = _provider_chain(name, path.parent)
+            session = ort.InferenceSession(str(path), sess_options=options, providers=chain)
         except Exception as err:  # onnxruntime raises several types (Fail, RuntimeException, ...)
             problems.append(f"{name}: {err}")
             warnings.warn(f"{name} failed to start a session for {path.name} ({err}); trying the next provider",
