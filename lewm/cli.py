@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "collect": "scenes.commands.collect",
     "train": "lewm.commands.train",
     "import-official": "lewm.commands.import_official",
+    "probe": "lewm.commands.probe",
     "export": "export.commands.export",
     "bench": "export.commands.bench",
 }
@@ -48,4 +49,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    "probe": "lewm.commands.probe",
