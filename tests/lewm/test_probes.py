@@ -148,3 +148,16 @@ def test_cli_user_errors(tmp_path):
     from lewm.cli import main
 
     assert main(["probe", "latent", "--model", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+
+
+def test_onnx_backend_gives_the_same_numbers(model_dir, model, episodes, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from export.onnx_export import export_model_folder
+
+    folder = shutil.copytree(model_dir, tmp_path / "model")
+    export_model_folder(folder, verify=False)
+    onnx = load_model(folder, "onnx")
+    assert run_horizon(onnx, episodes, horizon=2)["mean"] == pytest.approx(
+        run_horizon(model, episodes, horizon=2)["mean"], abs=1e-4)
