@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "probe": "lewm.commands.probe",
     "export": "export.commands.export",
     "bench": "export.commands.bench",
+    "monitor": "monitor.commands",
 }
 
 

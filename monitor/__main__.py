@@ -1,0 +1,6 @@
+"""`python -m monitor` is `lewm monitor`."""
+import sys
+
+from monitor.commands import main
+
+sys.exit(main())

@@ -1,0 +1,428 @@
+"""The monitor: the loop that ties simulator, inference worker, panels, session log and recorder together.
+
+Layout (1280 x 720): the scene (the model's frame, scaled up) with the "what the model expects" strip under it
+on the left; live surprise across the top right; forecast error vs horizon and the PCA trace below it; the
+status line at the bottom; the help overlay on H / F1.
+
+Pacing: the simulator runs at 10 Hz x speed (x0.5, x1, x2, or as fast as the model keeps up), drawing at up to
+60 fps; inference runs in the worker thread (monitor/worker.py). Headless (no display, or --headless): the scene
+runs in lockstep for --steps env steps, one drawn window frame per step into the video and one row per step
+into the session log.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame  # noqa: E402
+
+from lewm.stream import ACTION_STREAMS, LatentStream  # noqa: E402
+from monitor import controls  # noqa: E402
+from monitor.live import LiveData  # noqa: E402
+from monitor.panels import style  # noqa: E402
+from monitor.panels.horizon import ExpectsPanel, HorizonPanel  # noqa: E402
+from monitor.panels.pca import PCAPanel  # noqa: E402
+from monitor.panels.scene import ScenePanel  # noqa: E402
+from monitor.panels.status import HelpOverlay, StatusLine  # noqa: E402
+from monitor.panels.surprise import SurprisePanel  # noqa: E402
+from monitor.recorder import Recorder  # noqa: E402
+from monitor.session import Session  # noqa: E402
+from monitor.sim import MODES, Simulator  # noqa: E402
+from monitor.worker import FrameItem, InferenceWorker, Result  # noqa: E402
+
+SIZE = (1280, 720)
+SIM_HZ = 10.0
+DRAW_FPS = 60
+RECORD_FPS = 30
+LOOKAHEAD = 5
+STREAM_SEED = 0  # the shuffled stream's generator: the same in the monitor and an offline probe
+
+
+@dataclass
+class Options:
+    scene: str = "seed-artifact"
+    seed: int | None = None
+    mode: str = "expert"
+    headless: bool = False
+    steps: int | None = None
+    lockstep: bool = False
+    record: str | None = None
+    sessions: str = "sessions"
+    speed: float = 1.0
+    horizon: int = 10
+    draw: bool = True  # headless: draw the panels (the benchmark can time the model alone)
+    session: bool = True  # write a session folder
+    meta: dict = field(default_factory=dict)
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
+
+
+def init_pygame(headless: bool) -> None:
+    if headless:
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+        os.environ["SDL_AUDIODRIVER"] = "dummy"
+    pygame.display.init()
+    pygame.font.init()
+
+
+class MonitorApp:
+    def __init__(self, engine, bank, options: Options, replay=None):
+        from scenes.catalog import get_scene
+
+        self.engine = engine
+        self.bank = bank
+        self.options = options
+        scene = get_scene(options.scene)
+        self.scene = scene
+        mode = options.mode if options.mode != "replay" or replay is not None else "expert"
+        self.sim = Simulator(scene, engine.image_size, mode=mode, seed=options.seed, replay=replay)
+        self.active_stream = "real"
+        self.stream = LatentStream(engine, horizon=options.horizon, shuffle_bank=bank.shuffle_bank, seed=STREAM_SEED,
+                                   pca=bank.pca, lookahead=LOOKAHEAD, active_stream=self.active_stream)
+        self.worker = InferenceWorker(self.stream, lockstep=options.lockstep or options.headless)
+        self.data = LiveData(options.horizon, bank)
+        self.paused = False
+        self.speed = options.speed
+        self.show_help = False
+        self.running = True
+        self.step_requests = 0
+        self.seq = 0
+        self.dragging = None
+        self.hover = None
+        self.recorder: Recorder | None = None
+        self.recordings = 0
+        self.fps = 0.0
+        self._last_record = 0.0
+        self._closed = False
+        self._accum = 0.0
+        self.t0 = time.perf_counter()
+
+        if not pygame.display.get_init():
+            init_pygame(options.headless)
+        self.surface = pygame.display.set_mode(SIZE)
+        pygame.display.set_caption(f"LeWM monitor: {engine.image_size} px model, scene {scene.name}")
+        self.scene_panel = ScenePanel(pygame.Rect(8, 8, 540, 546))
+        self.expects_panel = ExpectsPanel(pygame.Rect(8, 560, 540, 128), count=LOOKAHEAD)
+        self.surprise_panel = SurprisePanel(pygame.Rect(556, 8, 716, 250))
+        self.horizon_panel = HorizonPanel(pygame.Rect(556, 266, 352, 422))
+        self.pca_panel = PCAPanel(pygame.Rect(916, 266, 356, 422), bank)
+        self.status = StatusLine(pygame.Rect(0, 694, SIZE[0], 26))
+        self.help = HelpOverlay(SIZE)
+
+        self.session = None
+        if options.session:
+            meta = dict(options.meta, scene=scene.name, seed=self.sim.seed, mode=self.sim.mode,
+                        horizon=options.horizon, provider=engine.provider, engine=engine.describe(),
+                        image_size=engine.image_size, frameskip=engine.frameskip, history=engine.history,
+                        stream_seed=STREAM_SEED, lookahead=LOOKAHEAD, lockstep=self.worker.lockstep,
+                        replay=getattr(replay, "name", None))
+            self.session = Session(options.sessions, f"{scene.name}-s{self.sim.seed}", meta)
+        if options.record or options.headless:
+            self.start_recording(options.record)
+
+    # ---------------------------------------------------------------- actions (the key table's)
+    def perform(self, action: str) -> None:
+        sim = self.sim
+        if action == "quit":
+            self.running = False
+        elif action == "help":
+            self.show_help = not self.show_help
+        elif action == "pause":
+            self.paused = not self.paused
+        elif action == "single_step":
+            self.paused = True
+            self.step_requests += 1
+        elif action in controls.SPEEDS:
+            self.speed = controls.SPEEDS[action]
+        elif action == "new_seed":
+            sim.reset(sim.seed + 1)
+        elif action == "cycle_mode":
+            modes = [m for m in MODES if m != "replay" or sim.replay is not None]
+            sim.set_mode(modes[(modes.index(sim.mode) + 1) % len(modes)])
+        elif action == "cycle_stream":
+            self.set_stream(ACTION_STREAMS[(ACTION_STREAMS.index(self.active_stream) + 1) % len(ACTION_STREAMS)])
+        elif action == "cycle_kind":
+            sim.kind_index = (sim.kind_index + 1) % 4
+        elif action == "cycle_color":
+            sim.color_index = (sim.color_index + 1) % len(controls.COLORS)
+            if sim.selected is not None:
+                sim.selected.color = sim.color
+        elif action == "sliding_square":
+            sim.selected = sim.start_sliding_square()
+        elif action == "teleport_block":
+            sim.teleport_block()
+        elif action == "select_next":
+            sim.select_next()
+        elif action == "remove_selected":
+            if sim.selected is not None:
+                sim.remove_artifact(sim.selected)
+        elif action == "clear_artifacts":
+            sim.artifacts.clear()
+            sim.selected = None
+        elif action == "record":
+            if self.recorder is None:
+                self.start_recording()
+            else:
+                self.stop_recording()
+        elif action in controls.ARTIFACT_NUDGE:
+            if sim.selected is not None:
+                dx, dy = controls.ARTIFACT_NUDGE[action]
+                x, y = sim.selected.center(sim.env_step)
+                sim.move_artifact(sim.selected, x + 4 * dx, y + 4 * dy)
+        elif action in controls.HOLD_ACTIONS:
+            if sim.mode == "expert":
+                sim.set_mode("manual")  # an arrow key takes the agent over
+            sim.keys_held.add(controls.HOLD_ACTIONS[action])
+        else:
+            raise ValueError(f"unknown action {action!r}")
+
+    def set_stream(self, name: str) -> None:
+        self.active_stream = name
+        self.data.active_stream = name
+        self.worker.set_active_stream(name)
+
+    # ---------------------------------------------------------------- events
+    def handle_event(self, event: pygame.event.Event) -> None:
+        if event.type == pygame.QUIT:
+            self.running = False
+        elif event.type == pygame.KEYDOWN:
+            shift = bool(getattr(event, "mod", 0) & pygame.KMOD_SHIFT)
+            binding = controls.lookup(pygame.key.name(event.key), shift)
+            if binding is not None:
+                self.perform(binding.action)
+        elif event.type == pygame.KEYUP:
+            binding = controls.lookup(pygame.key.name(event.key), False)
+            if binding is not None and binding.action in controls.HOLD_ACTIONS:
+                self.sim.keys_held.discard(controls.HOLD_ACTIONS[binding.action])
+        elif event.type == pygame.MOUSEBUTTONDOWN and self.scene_panel.contains(event.pos):
+            x, y = self.scene_panel.to_reference(event.pos)
+            if event.button == 1:
+                grabbed = self.sim.artifact_under(x, y)
+                if grabbed is None:
+                    self.dragging = self.sim.place_artifact(x, y)
+                else:
+                    self.dragging = grabbed
+                    self.sim.selected = grabbed
+                    self.sim.move_artifact(grabbed, x, y)
+            elif event.button == 3:
+                under = self.sim.artifact_under(x, y)
+                if under is not None:
+                    self.sim.remove_artifact(under)
+        elif event.type == pygame.MOUSEBUTTONUP and event.button == 1:
+            self.dragging = None
+        elif event.type == pygame.MOUSEMOTION:
+            inside = self.scene_panel.contains(event.pos)
+            x, y = self.scene_panel.to_reference(event.pos)
+            if self.dragging is not None:
+                self.sim.move_artifact(self.dragging, x, y)
+            elif inside:
+                self.hover = self.sim.artifact_under(x, y)
+                if self.sim.mode == "manual" and not any(getattr(event, "buttons", (0,))):
+                    self.sim.mouse_target = np.array(self.scene_panel.to_world(event.pos))
+            else:
+                self.hover = None
+
+    # ---------------------------------------------------------------- one env step
+    def sim_tick(self) -> bool:
+        """Show the model the current frame with the action taken after it, then advance. False at a replay's end."""
+        sim = self.sim
+        if sim.mode != "replay" and sim.mode != "manual" and sim.env_step >= self.scene.steps:
+            sim.reset(sim.seed + 1)  # the episode is over: the next seed
+        view = sim.current
+        action = sim.decide()
+        info = {"state": view.state, "action": action, "artifacts": view.artifacts, "block_color": view.block_color,
+                "coverage": view.coverage, "mode": sim.mode, "seed": sim.seed}
+        self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start, info))
+        self.seq += 1
+        if sim.finished:
+            self.paused = True
+            return False
+        sim.advance(action)
+        return True
+
+    def drain(self) -> list[Result]:
+        results = self.worker.results()
+        for r in results:
+            self.data.add(r)
+            if self.session is not None:
+                self.session.write(self._row(r))
+        return results
+
+    def _row(self, r: Result) -> dict:
+        row = {"env_step": r.item.env_step, "seq": r.item.seq, "episode_start": r.item.episode_start,
+               **r.item.info, "dropped": r.record is None, "provider": self.engine.provider,
+               "wall_s": round(r.item.submitted - self.t0, 4)}
+        if r.record is not None:
+            rec = r.record
+            row.update(stream_step=r.stream_step, surprise=rec.surprise, forecast_error=rec.forecast_error,
+                       copy_last_error=rec.copy_last_error, pca=rec.pca, active_stream=self.active_stream,
+                       latency_ms=round(r.latency * 1000, 3))
+        return row
+
+    # ---------------------------------------------------------------- drawing
+    def draw(self) -> None:
+        s = self.surface
+        s.fill(style.BG)
+        view = self.sim.current
+        title = f"what the model sees ({self.engine.image_size} px): {self.scene.name}, seed {self.sim.seed}"
+        if self.sim.mode == "replay":
+            title = f"replay: {self.sim.replay.name}"
+        self.scene_panel.draw(s, view.frame, title, view.env_step, self.hover, self.sim.selected)
+        self.expects_panel.draw(s, self.data, self.active_stream)
+        self.surprise_panel.draw(s, self.data, self.active_stream)
+        self.horizon_panel.draw(s, self.data, self.active_stream)
+        self.pca_panel.draw(s, self.data, self.active_stream)
+        self.status.draw(s, self.status_fields())
+        if self.show_help:
+            self.help.draw(s)
+
+    def status_fields(self) -> list[tuple[str, tuple]]:
+        fs = self.engine.frameskip
+        step = self.sim.env_step
+        speed = "max" if self.speed == float("inf") else f"x{self.speed:g}"
+        p50 = self.data.latency_p50() * 1000
+        fields = [(f"{self.fps:.0f} fps", style.TEXT), (f"env {step}  model {step // fs}", style.TEXT),
+                  (f"latency p50 {p50:.1f} ms", style.TEXT), (self.engine.provider.replace("ExecutionProvider", ""),
+                                                              style.TEXT),
+                  (f"mode {self.sim.mode}", style.TEXT), (f"actions {self.active_stream}",
+                                                          style.STREAM_COLORS[self.active_stream]),
+                  (f"speed {speed}" + ("  PAUSED" if self.paused else ""), style.TEXT),
+                  (f"next artifact {self.sim.kind} {controls.COLOR_NAMES[self.sim.color_index]}", style.TEXT),
+                  (f"dropped {self.worker.dropped}", style.SPIKE if self.worker.dropped else style.TEXT)]
+        if self.recorder is not None:
+            fields.append(("REC", style.SPIKE))
+        fields.append(("H: help", style.DIM))
+        return fields
+
+    # ---------------------------------------------------------------- recording
+    def start_recording(self, path: str | None = None) -> None:
+        if self.recorder is not None:
+            return
+        self.recordings += 1
+        if path is None:
+            folder = self.session.folder if self.session is not None else Path(self.options.sessions)
+            name = "video.mp4" if self.options.headless else f"recording-{self.recordings}.mp4"
+            path = folder / name
+        fps = SIM_HZ if self.options.headless else RECORD_FPS
+        self.recorder = Recorder(path, SIZE, fps)
+        if self.session is not None:
+            self.session.add_video(Path(path))
+
+    def stop_recording(self) -> Path | None:
+        if self.recorder is None:
+            return None
+        rec, self.recorder = self.recorder, None
+        return rec.close()
+
+    def capture(self, force: bool = False) -> None:
+        if self.recorder is None:
+            return
+        now = time.perf_counter()
+        if force or now - self._last_record >= 1.0 / RECORD_FPS - 1e-4:
+            self._last_record = now
+            self.recorder.add(self.surface)
+
+    # ---------------------------------------------------------------- loops
+    def run_headless(self, steps: int) -> dict:
+        t0 = time.perf_counter()
+        done = 0
+        for _ in range(steps):
+            if not self.running:
+                break
+            more = self.sim_tick()
+            self.worker.wait_idle()
+            self.drain()
+            done += 1
+            elapsed = time.perf_counter() - t0
+            self.fps = done / elapsed if elapsed > 0 else 0.0
+            if self.options.draw:
+                self.draw()
+                self.capture(force=True)
+            for event in pygame.event.get():
+                self.handle_event(event)
+            if not more:
+                break
+        return {"steps": done, "seconds": time.perf_counter() - t0}
+
+    def run_interactive(self) -> None:
+        clock = pygame.time.Clock()
+        last = time.perf_counter()
+        while self.running:
+            for event in pygame.event.get():
+                self.handle_event(event)
+            now = time.perf_counter()
+            self.update(now - last)
+            last = now
+            self.drain()
+            self.draw()
+            pygame.display.flip()
+            self.capture()
+            clock.tick(DRAW_FPS)
+            self.fps = clock.get_fps()
+
+    def update(self, dt: float) -> None:
+        """Advance the simulator by the time that passed (or the single steps asked for)."""
+        while self.step_requests > 0:
+            self.step_requests -= 1
+            self.sim_tick()
+        if self.paused:
+            self._accum = 0.0
+            return
+        if self.speed == float("inf"):
+            if self.worker.idle():
+                self.sim_tick()
+            return
+        self._accum = min(self._accum + dt * SIM_HZ * self.speed, 3.0)  # at most 3 steps of catching up
+        while self._accum >= 1.0:
+            self._accum -= 1.0
+            self.sim_tick()
+
+    def close(self) -> dict:
+        """Finalise the video(s) and the session; stop the worker. Safe to call twice."""
+        if self._closed:
+            return {}
+        self._closed = True
+        try:
+            self.worker.wait_idle(timeout=5)
+            self.drain()
+        except Exception:
+            pass
+        video = self.stop_recording()
+        self.worker.stop()
+        if self.session is not None:
+            self.session.close()
+        return {"video": video, "session": self.session.folder if self.session else None}
+
+
+def run_app(app: MonitorApp, steps: int | None = None) -> dict:
+    """Run the app (headless for `steps` when options.headless), finalising on quit, Ctrl-C and SIGTERM."""
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _term) if _main_thread() else None
+    out: dict = {}
+    try:
+        if app.options.headless:
+            out.update(app.run_headless(steps))
+        else:
+            app.run_interactive()
+    finally:
+        out.update(app.close())
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return out
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

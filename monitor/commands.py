@@ -1,0 +1,162 @@
+"""Open the live monitor: PushT with LeWM's surprise, horizon forecasts, PCA trace, artifacts by mouse.
+
+With a display it opens a window (H or F1 lists the keys). With no display, or --headless, it runs the scene
+for --steps env steps in lockstep without a window and writes the video and the session log, printing where.
+Every run writes a session folder under --sessions (replay it with --replay SESSION).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from scenes.errors import UserError
+
+HELP = "open the live monitor (headless: run a scene and write its video and session)"
+DEFAULT_MODEL = "models/pusht-small"
+HEADLESS_CAP = 300
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model folder (config.json + ONNX files); its config gives "
+                   "the frame size and frameskip")
+    p.add_argument("--scene", default="seed-artifact", help="named scene to start (`lewm scenes` lists them)")
+    p.add_argument("--seed", type=int, default=None, help="episode seed (default: the scene's)")
+    p.add_argument("--mode", choices=("expert", "manual", "replay"), default=None,
+                   help="who acts: the scripted expert, you (mouse / arrows), or a replay (default: expert, or "
+                        "replay with --replay/--replay-dataset)")
+    p.add_argument("--replay", metavar="SESSION_DIR", default=None, help="play a recorded session back")
+    p.add_argument("--replay-dataset", metavar="H5", default=None, help="play a dataset episode back")
+    p.add_argument("--episode", type=int, default=0, help="the episode of --replay-dataset")
+    p.add_argument("--headless", action="store_true", help="no window, even with a display")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"headless run length in env steps (default: the scene's length, at most {HEADLESS_CAP})")
+    p.add_argument("--lockstep", action="store_true", help="the simulator waits for the model (no dropped frames)")
+    p.add_argument("--record", metavar="FILE", default=None, help="record the window to this mp4 from the start")
+    p.add_argument("--sessions", default="sessions", help="folder for session folders")
+    p.add_argument("--speed", type=float, default=1.0, help="simulator speed (x 10 env steps/s); 0 = as fast as "
+                   "the model keeps up")
+    p.add_argument("--horizon", type=int, default=10, help="forecast horizon H in model steps")
+    p.add_argument("--provider", default=None, help="ONNX Runtime execution provider to try first (e.g. "
+                   "CUDAExecutionProvider); default: the best available")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="which ONNX files to run")
+    p.add_argument("--reference-episodes", type=int, default=10, help=argparse.SUPPRESS)
+    p.add_argument("--reference-steps", type=int, default=150, help=argparse.SUPPRESS)
+
+
+def load_engine(model: str, provider: str | None, precision: str):
+    folder = Path(model)
+    if not folder.is_dir():
+        hint = ("the bundled model is made by `lewm train` + `lewm export`; or import the released one with "
+                "`lewm import-official` then `lewm export --model DIR`; or make a random-weight one with "
+                "`lewm export --preset small --random-weights --out DIR`")
+        raise UserError(f"model folder not found: {folder} ({hint})")
+    from export.engine import OnnxEngine
+
+    providers = None if provider is None else [provider]
+    return OnnxEngine.from_folder(folder, providers=providers, precision=precision)
+
+
+def text_progress(fraction: float, message: str) -> None:
+    width = 30
+    filled = int(round(width * fraction))
+    end = "\n" if fraction >= 1 else ""
+    print(f"\r{message:<40} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}", end=end, file=sys.stderr,
+          flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scenes.catalog import get_scene
+
+    scene = get_scene(args.scene)  # unknown scene: a clear error before anything heavy
+    if args.replay and args.replay_dataset:
+        raise UserError("give --replay SESSION_DIR or --replay-dataset H5, not both")
+    if args.horizon < 1:
+        raise UserError("--horizon must be at least 1")
+    replay = None
+    if args.replay:
+        from monitor.replay import SessionReplay
+
+        replay = SessionReplay(args.replay)
+    elif args.replay_dataset:
+        from monitor.replay import DatasetReplay
+
+        replay = DatasetReplay(args.replay_dataset, args.episode)
+    mode = args.mode or ("replay" if replay is not None else "expert")
+    if mode == "replay" and replay is None:
+        raise UserError("--mode replay needs --replay SESSION_DIR or --replay-dataset H5")
+    headless = args.headless or not _has_display()
+
+    engine = load_engine(args.model, args.provider, args.precision)
+    from monitor.app import MonitorApp, Options, init_pygame, run_app
+    from monitor.reference import load_or_build
+
+    init_pygame(headless)
+    progress = text_progress if headless else _window_progress()
+    bank, where = load_or_build(engine, args.reference_episodes, args.reference_steps, progress)
+    if args.steps is not None and args.steps < 1:
+        raise UserError("--steps must be at least 1")
+    steps = args.steps
+    if steps is None:
+        steps = len(replay.rows if hasattr(replay, "rows") else replay.states) if replay is not None \
+            else min(scene.steps, HEADLESS_CAP)
+    speed = float("inf") if args.speed <= 0 else args.speed
+    options = Options(scene=args.scene, seed=args.seed, mode=mode, headless=headless, steps=steps,
+                      lockstep=args.lockstep, record=args.record, sessions=args.sessions, speed=speed,
+                      horizon=args.horizon, meta={"model": str(Path(args.model).resolve()), "reference": where,
+                                                  "argv": sys.argv[1:]})
+    app = MonitorApp(engine, bank, options, replay=replay)
+    print(f"monitor: {engine.describe()}; session {app.session.folder}", file=sys.stderr)
+    out = run_app(app, steps)
+    if headless:
+        print(f"ran {out.get('steps', 0)} env steps in {out.get('seconds', 0):.1f} s")
+    if out.get("video"):
+        print(f"video: {out['video']}")
+    print(f"session: {out['session']}")
+    return 0
+
+
+def _has_display() -> bool:
+    from monitor.app import has_display
+
+    return has_display()
+
+
+def _window_progress():
+    """A progress bar drawn in the window while the reference bank is built."""
+    import pygame
+
+    from monitor.app import SIZE
+    from monitor.panels import style
+
+    screen = pygame.display.set_mode(SIZE)
+
+    def draw(fraction: float, message: str) -> None:
+        pygame.event.pump()
+        screen.fill(style.BG)
+        style.text(screen, "building the reference bank (once per model folder)", (SIZE[0] // 2, 300), 28,
+                   anchor="center")
+        bar = pygame.Rect(340, 340, 600, 24)
+        pygame.draw.rect(screen, style.BORDER, bar, 1)
+        pygame.draw.rect(screen, style.STREAM_COLORS["real"], (bar.x, bar.y, int(bar.w * fraction), bar.h))
+        style.text(screen, message, (SIZE[0] // 2, 380), 20, style.DIM, "center")
+        pygame.display.flip()
+        text_progress(fraction, message)
+
+    return draw
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitor", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args) or 0
+    except UserError as err:
+        print(f"monitor: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("monitor: interrupted", file=sys.stderr)
+        return 130

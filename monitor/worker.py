@@ -1,0 +1,148 @@
+"""Inference off the render loop: one worker thread owns the LatentStream and feeds it frames in order.
+
+Hand-off. The simulator submits one FrameItem per env step (the frame the model sees and the action taken
+after it) into a slot that holds ONE item. The worker takes it, runs stream.step (one encoder call and one
+batched predictor call) and publishes (item, record, latency) for the loop to draw and log. Nothing is ever
+queued without bound.
+
+When the model falls behind. If the simulator submits while the slot still holds an item the worker has not
+started, that older item is DROPPED: counted, and reported to the loop (logged with "dropped": true and no
+numbers). A dropped frame is a GAP in the stream, and the stream needs every frame in order (a forecast made
+at frame s is checked against frame s + 5h, with the actions in between). So the worker RESETS the stream at
+the first frame after a gap: no surprise, forecast error or PCA path ever spans a missing frame, and the
+charts show nothing until the context has re-filled (history x frameskip frames). Every number shown is
+therefore the same number the offline probes would compute for the frames that were processed.
+
+Lockstep (--lockstep, headless runs, tests): submit() waits until the worker has finished the item, so the
+simulator never runs ahead and nothing is dropped (deterministic recordings). The "as fast as possible" speed
+also submits only when the worker is idle, so it never drops either.
+
+A new episode (reset, new seed, mode switch to replay) is marked on its first item (`episode_start`); the
+worker resets the stream there too.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lewm.stream import ACTION_STREAMS, LatentStream, StreamRecord
+
+
+@dataclass
+class FrameItem:
+    seq: int  # submission number (consecutive; a gap means frames were dropped)
+    env_step: int
+    frame: np.ndarray  # (S, S, 3) uint8, what the model sees
+    action: np.ndarray | None  # raw action taken after the frame (None: none, e.g. the last replay row)
+    episode_start: bool = False
+    info: dict = field(default_factory=dict)  # what the log keeps about the step (state, artifacts, mode, ...)
+    submitted: float = 0.0
+
+
+@dataclass
+class Result:
+    item: FrameItem
+    record: StreamRecord | None  # None: the item was dropped
+    latency: float = 0.0  # seconds in stream.step
+    stream_step: int = -1  # the stream's frame index (0 at each reset)
+
+
+class InferenceWorker:
+    def __init__(self, stream: LatentStream, lockstep: bool = False):
+        self.stream = stream
+        self.lockstep = lockstep
+        self.dropped = 0
+        self.processed = 0
+        self.error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._slot: FrameItem | None = None
+        self._busy = False
+        self._done_seq = -1
+        self._last_seq = None
+        self._results: deque[Result] = deque()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="lewm-inference", daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------- the simulator's side
+    def submit(self, item: FrameItem) -> None:
+        item.submitted = time.perf_counter()
+        with self._cond:
+            self._raise_error()
+            if self._slot is not None:  # the model fell behind: the waiting frame is dropped
+                self.dropped += 1
+                self._results.append(Result(self._slot, None))
+            self._slot = item
+            self._cond.notify_all()
+            if self.lockstep:
+                while self._done_seq < item.seq and self.error is None:
+                    self._cond.wait(0.5)
+                self._raise_error()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return self._slot is None and not self._busy
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while (self._slot is not None or self._busy) and self.error is None and time.monotonic() < end:
+                self._cond.wait(0.05)
+            self._raise_error()
+
+    def results(self) -> list[Result]:
+        """Everything finished (or dropped) since the last call, in order."""
+        with self._cond:
+            self._raise_error()
+            out = list(self._results)
+            self._results.clear()
+        return out
+
+    def set_active_stream(self, name: str) -> None:
+        assert name in ACTION_STREAMS
+        self.stream.active_stream = name  # read once per model step by the stream's look ahead
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"the inference worker failed: {self.error!r}") from self.error
+
+    # ---------------------------------------------------------------- the worker's side
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._slot is None and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                item, self._slot = self._slot, None
+                self._busy = True
+            try:
+                gap = self._last_seq is not None and item.seq != self._last_seq + 1
+                if item.episode_start or gap:
+                    self.stream.reset()
+                self._last_seq = item.seq
+                t0 = time.perf_counter()
+                record = self.stream.step(item.frame, item.action)
+                result = Result(item, record, time.perf_counter() - t0, self.stream.t)
+            except BaseException as err:  # surfaced to the loop on its next call
+                with self._cond:
+                    self.error = err
+                    self._busy = False
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._results.append(result)
+                self.processed += 1
+                self._done_seq = item.seq
+                self._busy = False
+                self._cond.notify_all()
