@@ -8,7 +8,8 @@ import numpy as np
 
 from lewm.probes.common import new_figure, run_stream, save_figure, write_json
 
-ALPHA = 1.0
+DEFAULT_ALPHA = 1.0
+ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 # target group -> (names of its columns, function of the (T, 7) states)
 TARGETS = {
     "agent_xy": (("agent x", "agent y"), lambda s: s[:, 0:2]),
@@ -19,8 +20,8 @@ TARGETS = {
 
 DEFINITIONS = {
     "points": "every env frame of every episode: the stream's record.z and the simulator state of that frame",
-    "probe": f"sklearn Ridge(alpha={ALPHA}) on z standardised with the training frames' mean and std, one "
-             f"regression for all six target columns",
+    "probe": "sklearn Ridge on z standardised with the training frames' mean and std, one regression for all six "
+             "target columns; alpha chosen from `alphas` by the mean R^2 of a X",
     "r2": "coefficient of determination on the test episodes per target group (uniform average of its columns; "
           "1 = perfect, 0 = no better than the test mean)",
     "r2_per_column": "the same per column",
@@ -32,23 +33,48 @@ def targets_of(states: np.ndarray) -> np.ndarray:
     return np.concatenate([fn(np.asarray(states, np.float64)) for _, fn in TARGETS.values()], axis=1)
 
 
+def cross_validated_r2(x: np.ndarray, y: np.ndarray, groups: np.ndarray, alpha: float) -> float:
+    """R^2 of the out-of-fold predictions of Ridge(alpha), the folds holding out whole episodes (NaN with a single
+    episode). Pooled over folds, so a fold's R^2 is not judged against one episode's small spread alone."""
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GroupKFold
+
+    folds = min(5, len(np.unique(groups)))
+    if folds < 2:
+        return float("nan")
+    predicted = np.empty_like(y)
+    for train, test in GroupKFold(folds).split(x, y, groups):
+        predicted[test] = ridge(alpha).fit(x[train], y[train]).predict(x[test])
+    return float(r2_score(y, predicted))
+
+
+def ridge(alpha: float):
+    from sklearn.linear_model import Ridge
+
+    return Ridge(alpha=alpha, solver="svd")  # SVD: no warnings on the near-singular z of a young model
+
+
 def run_physics(model, train_episodes: list, test_episodes: list, out: str | Path | None = None,
                 sources: dict | None = None) -> dict:
     """JSON-ready results; with `out` (a folder), also writes physics.json and physics.png.
     `sources`: a description of where the train and test episodes came from, copied into the JSON."""
-    from sklearn.linear_model import Ridge
     from sklearn.metrics import r2_score
     from sklearn.preprocessing import StandardScaler
 
     def embed(episodes, name):
         runs = run_stream(model, episodes, horizon=1, desc=f"physics: {name}")
-        return np.concatenate([r.z for r in runs]), np.concatenate([targets_of(e.states) for e in episodes])
+        return (np.concatenate([r.z for r in runs]), np.concatenate([targets_of(e.states) for e in episodes]),
+                np.concatenate([np.full(len(r.z), i) for i, r in enumerate(runs)]))
 
-    z_train, y_train = embed(train_episodes, "train")
-    z_test, y_test = embed(test_episodes, "test")
+    z_train, y_train, groups = embed(train_episodes, "train")
+    z_test, y_test, _ = embed(test_episodes, "test")
     scaler = StandardScaler().fit(z_train)
-    probe = Ridge(alpha=ALPHA).fit(scaler.transform(z_train), y_train)
-    predicted = probe.predict(scaler.transform(z_test))
+    x_train, x_test = scaler.transform(z_train), scaler.transform(z_test)
+    cv_r2 = {alpha: cross_validated_r2(x_train, y_train, groups, alpha) for alpha in ALPHAS}
+    scored = [a for a in ALPHAS if np.isfinite(cv_r2[a])]
+    alpha = max(scored, key=cv_r2.get) if scored else DEFAULT_ALPHA  # one training episode: no CV
+    probe = ridge(alpha).fit(x_train, y_train)
+    predicted = probe.predict(x_test)
 
     columns = [c for names, _ in TARGETS.values() for c in names]
     per_column = r2_score(y_test, predicted, multioutput="raw_values")
@@ -68,7 +94,10 @@ def run_physics(model, train_episodes: list, test_episodes: list, out: str | Pat
         "test_points": int(len(z_test)),
         "r2": groups,
         "r2_per_column": dict(zip(columns, per_column)),
-        "train_r2": float(r2_score(y_train, probe.predict(scaler.transform(z_train)))),
+        "alpha": alpha,
+        "alphas": list(ALPHAS),
+        "cv_r2": list(cv_r2.values()),
+        "train_r2": float(r2_score(y_train, probe.predict(x_train))),
         "angle_error_deg": float(np.degrees(np.median(np.abs(angle_gap)))),
     }
     if out is not None:
