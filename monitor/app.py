@@ -59,6 +59,7 @@ class Options:
     horizon: int = 10
     draw: bool = True  # headless: draw the panels (the benchmark can time the model alone)
     session: bool = True  # write a session folder
+    video: bool = True  # headless: record the video
     meta: dict = field(default_factory=dict)
 
 
@@ -126,7 +127,7 @@ class MonitorApp:
                         stream_seed=STREAM_SEED, lookahead=LOOKAHEAD, lockstep=self.worker.lockstep,
                         replay=getattr(replay, "name", None))
             self.session = Session(options.sessions, f"{scene.name}-s{self.sim.seed}", meta)
-        if options.record or options.headless:
+        if options.record or (options.headless and options.video):
             self.start_recording(options.record)
 
     # ---------------------------------------------------------------- actions (the key table's)

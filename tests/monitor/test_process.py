@@ -1,0 +1,69 @@
+"""The monitor as a process: no torch, clear CLI errors, a killed run leaves a readable log."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.commands import main
+from monitor.session import read_log
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONPATH=str(ROOT))
+
+
+def test_monitor_never_imports_torch():
+    code = ("import sys, monitor.app, monitor.commands, monitor.worker, monitor.reference, monitor.replay, "
+            "monitor.bench, export.engine, lewm.cli; from monitor.commands import load_engine; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_clear_errors(tmp_path, capsys, tiny_model):
+    assert main(["--model", str(tmp_path / "nope"), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert "model folder not found" in err and "lewm export" in err and err.count("\n") == 1
+    assert main(["--model", str(tiny_model), "--scene", "nosuch", "--headless"]) == 2
+    assert "unknown scene 'nosuch'" in capsys.readouterr().err
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((tiny_model / "config.json").read_text())
+    assert main(["--model", str(bare), "--headless"]) == 2
+    assert "encoder.onnx" in capsys.readouterr().err
+
+
+def test_a_killed_run_leaves_a_readable_log(tiny_model, bank, reference_sizes, tmp_path):
+    episodes, steps = reference_sizes
+    sessions = tmp_path / "sessions"
+    cmd = [sys.executable, "-m", "monitor", "--model", str(tiny_model), "--headless", "--steps", "100000",
+           "--scene", "expert", "--sessions", str(sessions), "--reference-episodes", str(episodes),
+           "--reference-steps", str(steps)]
+    proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 90
+        logs = []
+        while time.time() < deadline:
+            logs = list(sessions.glob("*/log.jsonl"))
+            if logs and logs[0].read_text().count("\n") >= 30:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = read_log(logs[0].parent)
+    assert len(rows) >= 30
+    assert [r["env_step"] for r in rows] == list(range(len(rows)))
+    assert np.isfinite(rows[-1]["surprise"][0])
+    # a line cut mid-write (what a kill can leave) is skipped
+    with open(logs[0], "a") as f:
+        f.write('{"env_step": 99999, "surpr')
+    assert len(read_log(logs[0].parent)) == len(rows)
