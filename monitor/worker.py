@@ -2,7 +2,7 @@
 
 Hand-off. The simulator submits one FrameItem per env step (the frame the model sees and the action taken
 after it) into a slot that holds ONE item. The worker takes it, runs stream.step (one encoder call and one
-batched predictor call) and publishes (item, record, latency) for the loop to draw and log. Nothing is ever
+batched predictor call) and publishes (item, record, latency), in submission order, for the loop to draw and log. Nothing is ever
 queued without bound.
 
 When the model falls behind. If the simulator submits while the slot still holds an item the worker has not
@@ -64,6 +64,7 @@ class InferenceWorker:
         self._done_seq = -1
         self._last_seq = None
         self._results: deque[Result] = deque()
+        self._drops: list[Result] = []  # dropped frames, held until the frame before them is published
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="lewm-inference", daemon=True)
         self._thread.start()
@@ -75,7 +76,7 @@ class InferenceWorker:
             self._raise_error()
             if self._slot is not None:  # the model fell behind: the waiting frame is dropped
                 self.dropped += 1
-                self._results.append(Result(self._slot, None))
+                self._drops.append(Result(self._slot, None))  # published after the frame in flight
             self._slot = item
             self._cond.notify_all()
             if self.lockstep:
@@ -98,6 +99,9 @@ class InferenceWorker:
         """Everything finished (or dropped) since the last call, in order."""
         with self._cond:
             self._raise_error()
+            if not self._busy:  # nothing earlier in flight: the drops can go out now
+                self._results.extend(self._drops)
+                self._drops.clear()
             out = list(self._results)
             self._results.clear()
         return out
@@ -142,6 +146,8 @@ class InferenceWorker:
                 return
             with self._cond:
                 self._results.append(result)
+                self._results.extend(self._drops)  # all submitted after this frame, before the next one taken
+                self._drops.clear()
                 self.processed += 1
                 self._done_seq = item.seq
                 self._busy = False

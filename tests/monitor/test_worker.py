@@ -1,0 +1,70 @@
+"""The inference worker: a size-1 hand-off; when the model falls behind, frames are dropped, counted, logged,
+and the stream is reset at the gap; lockstep never drops. And the interactive loop runs and quits cleanly."""
+import threading
+import time
+
+import numpy as np
+import pygame
+
+from monitor.app import run_app
+from monitor.session import read_log
+from monitor.worker import FrameItem, InferenceWorker
+
+
+class SlowStream:
+    """Stands in for LatentStream: records what it was fed."""
+
+    def __init__(self, delay):
+        self.delay, self.t, self.fed, self.resets = delay, -1, [], 0
+        self.active_stream = "real"
+
+    def reset(self):
+        self.t, self.resets = -1, self.resets + 1
+
+    def step(self, frame, action):
+        time.sleep(self.delay)
+        self.t += 1
+        self.fed.append(int(frame[0, 0, 0]))
+        return object()
+
+
+def item(i, start=False):
+    return FrameItem(i, i, np.full((2, 2, 3), i, np.uint8), np.zeros(2), episode_start=start)
+
+
+def test_a_slow_model_drops_frames_and_resets_at_the_gap():
+    stream = SlowStream(0.05)
+    worker = InferenceWorker(stream)
+    for i in range(20):
+        worker.submit(item(i, start=i == 0))
+        time.sleep(0.005)
+    worker.wait_idle()
+    results = []
+    results += worker.results()
+    worker.stop()
+    assert worker.dropped > 5
+    assert len(results) == 20  # every frame accounted for: processed or dropped
+    assert [r.item.seq for r in results] == sorted(r.item.seq for r in results)
+    dropped = [r.item.seq for r in results if r.record is None]
+    assert len(dropped) == worker.dropped
+    assert sorted(stream.fed + dropped) == list(range(20))
+    assert stream.resets >= 2  # the episode start, then every gap
+    assert threading.active_count() >= 1
+
+
+def test_lockstep_never_drops():
+    stream = SlowStream(0.01)
+    worker = InferenceWorker(stream, lockstep=True)
+    for i in range(10):
+        worker.submit(item(i, start=i == 0))
+    worker.stop()
+    assert worker.dropped == 0 and stream.fed == list(range(10)) and stream.resets == 1
+
+
+def test_the_interactive_loop_runs_and_quits(make_app):
+    app = make_app(headless=False, lockstep=False, speed=float("inf"))
+    pygame.time.set_timer(pygame.QUIT, 1500, loops=1)
+    out = run_app(app)
+    rows = read_log(out["session"])
+    assert len(rows) == app.seq > 5  # every submitted frame is logged (numbers or "dropped")
+    assert app.fps > 0
