@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", default=None, help="ONNX Runtime execution provider to try first (e.g. "
                    "CUDAExecutionProvider); default: the best available")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="which ONNX files to run")
+    p.add_argument("--screenshot", metavar="PNG", default=None, help="save the last drawn window to this PNG")
     p.add_argument("--reference-episodes", type=int, default=10, help=argparse.SUPPRESS)
     p.add_argument("--reference-steps", type=int, default=150, help=argparse.SUPPRESS)
 
@@ -109,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
     app = MonitorApp(engine, bank, options, replay=replay)
     print(f"monitor: {engine.describe()}; session {app.session.folder}", file=sys.stderr)
     out = run_app(app, steps)
+    if args.screenshot:
+        import pygame
+
+        Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(app.surface, args.screenshot)
+        print(f"screenshot: {args.screenshot}")
     if headless:
         print(f"ran {out.get('steps', 0)} env steps in {out.get('seconds', 0):.1f} s")
     if out.get("video"):

@@ -1,5 +1,6 @@
 """With the bundled model, the published sliding red square raises surprise above baseline (the same episode
 without it), measured through the monitor itself."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 from monitor.app import run_app
 from monitor.session import column, read_log
 
-BUNDLED = Path(__file__).resolve().parents[2] / "models" / "pusht-small"
+# LEWM_BUNDLED_MODEL points the test at another model folder (e.g. an exported training checkpoint).
+BUNDLED = Path(os.environ.get("LEWM_BUNDLED_MODEL", Path(__file__).resolve().parents[2] / "models" / "pusht-small"))
 STEPS = 90  # the square is in the frame at env steps 25..74
 
 
