@@ -7,7 +7,6 @@ Every run writes a session folder under --sessions (replay it with --replay SESS
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 

@@ -37,12 +37,6 @@ def with_selected(app):
 
 
 # action -> (setup(app) -> context, check(app, context)): the behaviour its help line promises
-def _agent_direction(app, binding):
-    release(app, binding.key)
-    app.sim.keys_held.clear()
-    return None
-
-
 CHECKS = {
     "quit": (lambda app: None, lambda app, c: not app.running),
     "help": (lambda app: app.show_help, lambda app, c: app.show_help != c),

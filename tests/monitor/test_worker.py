@@ -1,6 +1,5 @@
 """The inference worker: a size-1 hand-off; when the model falls behind, frames are dropped, counted, logged,
 and the stream is reset at the gap; lockstep never drops. And the interactive loop runs and quits cleanly."""
-import threading
 import time
 
 import numpy as np
@@ -49,7 +48,6 @@ def test_a_slow_model_drops_frames_and_resets_at_the_gap():
     assert len(dropped) == worker.dropped
     assert sorted(stream.fed + dropped) == list(range(20))
     assert stream.resets >= 2  # the episode start, then every gap
-    assert threading.active_count() >= 1
 
 
 def test_lockstep_never_drops():
