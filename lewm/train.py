@@ -123,8 +123,8 @@ def evaluate(model: LeWM, sampler: ClipSampler, index: np.ndarray) -> dict:
     target = z[:, -1]
     out = {}
     shuffled = blocks[torch.randperm(b, generator=torch.Generator().manual_seed(0))]
-    zero_raw = model.action_mean.expand_as(blocks)  # raw blocks that z-score to 0
-    for name, acts in (("real", blocks), ("shuffled", shuffled), ("zero", zero_raw)):
+    # the action streams of lewm.stream: real, shuffled across clips, raw zero ("do nothing")
+    for name, acts in (("real", blocks), ("shuffled", shuffled), ("zero", torch.zeros_like(blocks))):
         pred = model.predict_next(z[:, :-1], acts)
         out[f"cos_{name}"] = float((1 - torch.nn.functional.cosine_similarity(pred, target, dim=-1)).mean())
     out["cos_copy_last"] = float((1 - torch.nn.functional.cosine_similarity(z[:, -2], target, dim=-1)).mean())

@@ -1,0 +1,86 @@
+"""collect -> read round trip, replay = recorded, and clean failures."""
+import h5py
+import numpy as np
+import pytest
+
+from lewm.cli import main
+from scenes.dataset import EpisodeDataset, action_statistics, replay
+from scenes.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "d.h5"
+    assert main(["collect", "--out", str(path), "--episodes", "3", "--steps", "40", "--image-size", "32",
+                 "--mix", "expert=1,random=2"]) == 0
+    return path
+
+
+def test_collect_writes_the_stable_worldmodel_layout(dataset):
+    with EpisodeDataset(dataset) as d:
+        assert d.num_episodes == 3 and d.pixels.shape == (123, 32, 32, 3)
+        assert list(d.ep_len) == [41, 41, 41] and list(d.ep_offset) == [0, 41, 82]
+        assert d.file["episode_idx"][45] == 1 and d.file["step_idx"][45] == 4
+        last = [d.rows(e).stop - 1 for e in range(3)]
+        assert np.all(np.isnan(d.action[last])) and np.all(np.isfinite(np.delete(d.action, last, axis=0)))
+        assert np.array_equal(d.proprio, d.state[:, [0, 1, 5, 6]])
+        mean, std = action_statistics(d)
+        assert mean.shape == (2,) and np.all(std > 0)
+    assert not dataset.with_name(dataset.name + ".partial").exists()
+
+
+def test_frames_are_the_drawn_states(dataset):
+    from scenes.render import draw_state
+
+    with EpisodeDataset(dataset) as d:
+        r = d.rows(2)
+        frames = d.frames(2)
+        for t in (0, 17, 40):
+            assert np.array_equal(frames[t], draw_state(d.state[r][t], 32))
+
+
+def test_replay_reproduces_the_recorded_states(dataset):
+    with EpisodeDataset(dataset) as d:
+        for e in range(3):
+            r = d.rows(e)
+            assert np.array_equal(replay(d.state[r][0], d.action[r]), d.state[r])
+
+
+def test_a_missing_column_is_named(tmp_path):
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        f["pixels"] = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(UserError, match="action"):
+        EpisodeDataset(path)
+
+
+def test_unwritable_output_is_one_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["collect", "--out", str(blocker / "d.h5"), "--episodes", "1", "--steps", "5"]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert not list(tmp_path.glob("**/*.partial"))
+
+
+def test_interrupted_collection_leaves_no_whole_looking_file(tmp_path, monkeypatch):
+    import scenes.collect as collect
+
+    calls = {"n": 0}
+    real = collect.play_episode
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(collect, "play_episode", failing)
+    with pytest.raises(KeyboardInterrupt):
+        collect.collect(tmp_path / "d.h5", 3, 5, 16, 0, {"random": 1.0})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_policy_in_mix_is_refused(tmp_path, capsys):
+    assert main(["collect", "--out", str(tmp_path / "x.h5"), "--mix", "chaos=1"]) == 2
+    assert "unknown policy 'chaos'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
