@@ -4,7 +4,9 @@ Shared by the export side (torch) and the runtime side (numpy + onnxruntime): no
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,15 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str = ""):
+    """Raise a logger to ERROR for the block ("" is the root logger): the exporter and the quantiser are chatty."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

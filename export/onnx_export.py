@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.files import (CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
+from export.files import (quiet_logger, CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
                           WEIGHTS_KEY, baked_config, onnx_files, sha256_file)
 from lewm.checkpoint import CONFIG, WEIGHTS, load_model_folder, save_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, preset
@@ -129,24 +129,13 @@ def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> 
     ]
     for module, args, path, inputs, outputs, dynamic in jobs:
         chatter = io.StringIO()
-        with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), _quiet("torch.onnx"):
+        with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), quiet_logger("torch.onnx"):
             warnings.simplefilter("ignore")
             torch.onnx.export(module, args, str(path), dynamo=True, external_data=False, opset_version=opset,
                               input_names=inputs, output_names=outputs, dynamic_shapes=dynamic, verbose=False)
         if not path.is_file():
             raise RuntimeError(f"the exporter wrote no {path.name}; its output:\n{chatter.getvalue()}")
 
-
-@contextlib.contextmanager
-def _quiet(logger_name: str):
-    """Silence a logger's warnings (the exporter lists every torchvision op it skips)."""
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> None:

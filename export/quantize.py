@@ -8,14 +8,12 @@ Both are made from the fp32 files (run `lewm export --model DIR` first). Needs t
 """
 from __future__ import annotations
 
-import contextlib
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from export.files import onnx_files
+from export.files import onnx_files, quiet_logger
 from lewm.config import ModelConfig
 from scenes.errors import UserError
 
@@ -30,7 +28,7 @@ def quantize_model_folder(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     sources, targets = _sources(folder), onnx_files(folder, "int8")
     for source, target in zip(sources, targets):
-        with _root_log_quiet():  # it advises a shape-inference pre-pass on every call; the dynamo graphs have shapes
+        with quiet_logger():  # it advises a shape-inference pre-pass on every call; the dynamo graphs have shapes
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["MatMul", "Gemm"])
         _copy_metadata(source, target)
@@ -108,16 +106,6 @@ def _sources(folder: Path) -> tuple[Path, Path]:
         raise UserError(f"model folder {folder} lacks {', '.join(missing)}: run `lewm export --model {folder}` first")
     return sources
 
-
-@contextlib.contextmanager
-def _root_log_quiet():
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _copy_metadata(source: Path, target: Path) -> None:

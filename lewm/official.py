@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import pickle
 import re
 import sys
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 
 from lewm.checkpoint import load_state_strict, save_model_folder
-from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig
+from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, read_json_object
 from lewm.model import LeWM
 from scenes.errors import UserError
 
@@ -166,7 +165,7 @@ def import_official(folder: str | Path, out: str | Path, dataset: str | Path | N
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
         raise UserError(f"official checkpoint folder not found: {folder}")
-    hydra = _read_json(folder / "config.json")
+    hydra = read_json_object(folder / "config.json", "official config")
     state, naming = to_our_key_names(read_official_weights(folder / "weights.pt"))
 
     if dataset is not None:
@@ -211,17 +210,6 @@ def _int(section: dict[str, Any], key: str) -> int | None:
     value = section.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"official config not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} does not hold a JSON object")
-    return data
 
 
 def _card(folder: Path, naming: str, n_tensors: int, stats_source: str, config: ModelConfig) -> str:

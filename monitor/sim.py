@@ -223,11 +223,7 @@ class Simulator:
         state = self.player.env.state.copy()
         state[2:4] = self.rng.uniform(100, 400, size=2)
         state[4] = self.rng.uniform(0, 2 * math.pi)
-        self.player.env.set_state(state)
-        clean = self.player.env.render() if hasattr(self.player.env, "render") else None
-        info = self.player.env._info() if hasattr(self.player.env, "_info") else self.player.current.info
-        if clean is not None:
-            self.player._observe(clean, info)
+        self.player.set_state(state)
 
     def select_next(self) -> None:
         active = [a for a in self.player.artifacts if a.active(self.env_step)]

@@ -64,6 +64,11 @@ class ScenePlayer:
         self.env_step += 1
         return action, self._observe(clean, info)
 
+    def set_state(self, state: np.ndarray) -> Step:
+        """Put the world in `state` now (a teleport) and observe it, without advancing time."""
+        self.env.set_state(state)
+        return self._observe(self.env.render(), self.env.info())
+
     def _apply_perturbations(self, env_step: int) -> None:
         for p in self.scene.perturbations:
             if p.step != env_step:

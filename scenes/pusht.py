@@ -162,7 +162,7 @@ class PushT(gym.Env):
         else:
             state = random_state(self.np_random)
         self.set_state(state)
-        return self.render(), self._info()
+        return self.render(), self.info()
 
     def step(self, action):
         a = check_action(action)
@@ -173,7 +173,7 @@ class PushT(gym.Env):
             v = np.array(self.agent.velocity)
             self.agent.velocity = tuple(v + (K_P * (target - p) - K_V * v) * PHYSICS_DT)
             self._space.step(PHYSICS_DT)
-        info = self._info()
+        info = self.info()
         return self.render(), float(info["coverage"]), bool(info["success"]), False, info
 
     def render(self) -> np.ndarray:
@@ -181,7 +181,7 @@ class PushT(gym.Env):
 
         return draw_state(self.state, self.image_size, block_color=self.block_color)
 
-    def _info(self) -> dict:
+    def info(self) -> dict:
         state = self.state
         cov = coverage(state[2:5])
         return {

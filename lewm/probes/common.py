@@ -169,8 +169,8 @@ def forecasts_by_horizon(runs: list[StreamRun]) -> tuple[np.ndarray, np.ndarray,
         index.append(np.stack([np.full(keep.sum(), e), starts[keep]], axis=1))
     H = runs[0].horizon
     if not errors or sum(len(x) for x in errors) == 0:
-        raise UserError(f"episodes too short: no forecast from a full context was checked; "
-                        f"use longer episodes (--steps)")
+        raise UserError("episodes too short: no forecast from a full context was checked; "
+                        "use longer episodes (--steps)")
     return (np.concatenate(errors).reshape(-1, 3, H), np.concatenate(copy_last).reshape(-1, H),
             np.concatenate(index).reshape(-1, 2))
 
