@@ -1,6 +1,7 @@
 """Dataset collection: play seeded episodes with a mix of policies and write them to HDF5."""
 from __future__ import annotations
 
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -42,21 +43,39 @@ def episode_policies(mix: dict[str, float], episodes: int, seed: int) -> list[st
     return names
 
 
-def collect(out: str | Path, episodes: int, steps: int, image_size: int, seed: int, mix: dict[str, float]) -> dict:
-    """Write `episodes` episodes of `steps` env steps (steps + 1 frames each); episode i uses seed + i."""
+def collect(out: str | Path, episodes: int, steps: int, image_size: int, seed: int, mix: dict[str, float],
+            workers: int = 1) -> dict:
+    """Write `episodes` episodes of `steps` env steps (steps + 1 frames each); episode i uses seed + i.
+
+    With workers > 1 the episodes are played in that many processes and written in order, so the file
+    is the same as with one worker."""
     policies = episode_policies(mix, episodes, seed)
+    scenes = [Scene(name="collect", description="", policy=policies[i], seed=seed + i, steps=steps)
+              for i in range(episodes)]
     attrs = {"generator": "lewm collect", "seed": seed, "steps": steps,
              "mix": ",".join(f"{k}={v:.3f}" for k, v in mix.items())}
     start = time.perf_counter()
     frames = 0
     with DatasetWriter(out, image_size, attrs) as writer:
-        bar = tqdm(range(episodes), desc="collect", unit="ep")
-        for i in bar:
-            scene = Scene(name="collect", description="", policy=policies[i], seed=seed + i, steps=steps)
-            ep = play_episode(scene, image_size)
-            writer.add_episode(ep.frames, ep.actions, ep.states)
-            frames += len(ep.frames)
-            bar.set_postfix(fps=f"{frames / (time.perf_counter() - start):.0f}")
+        pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+        try:
+            played = (pool.imap(_play, [(s, image_size) for s in scenes]) if pool
+                      else (_play((s, image_size)) for s in scenes))
+            bar = tqdm(played, total=episodes, desc="collect", unit="ep")
+            for ep_frames, ep_actions, ep_states in bar:
+                writer.add_episode(ep_frames, ep_actions, ep_states)
+                frames += len(ep_frames)
+                bar.set_postfix(fps=f"{frames / (time.perf_counter() - start):.0f}")
+        finally:
+            if pool:
+                pool.terminate()
     seconds = time.perf_counter() - start
     return {"path": str(out), "episodes": episodes, "frames": frames, "seconds": seconds,
-            "frames_per_second": frames / seconds}
+            "frames_per_second": frames / seconds, "workers": workers}
+
+
+def _play(job: tuple[Scene, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One episode's dataset columns (a top-level function, so worker processes can run it)."""
+    scene, image_size = job
+    ep = play_episode(scene, image_size)
+    return ep.frames, ep.actions, ep.states

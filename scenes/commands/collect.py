@@ -14,14 +14,17 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED + i")
     p.add_argument("--mix", default="expert=0.3,noisy-expert=0.3,random=0.4",
                    help="policy shares, e.g. expert=1 or expert=0.3,noisy-expert=0.3,random=0.4")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes playing episodes in parallel (the file is the same for any number)")
 
 
 def run(args):
     from scenes.collect import collect, parse_mix
     from scenes.errors import UserError
 
-    if args.episodes < 1 or args.steps < 1 or args.image_size < 8:
-        raise UserError("--episodes and --steps must be >= 1 and --image-size >= 8")
-    result = collect(args.out, args.episodes, args.steps, args.image_size, args.seed, parse_mix(args.mix))
+    if args.episodes < 1 or args.steps < 1 or args.image_size < 8 or args.workers < 1:
+        raise UserError("--episodes, --steps and --workers must be >= 1 and --image-size >= 8")
+    result = collect(args.out, args.episodes, args.steps, args.image_size, args.seed, parse_mix(args.mix),
+                     workers=args.workers)
     print(f"wrote {result['frames']} frames in {result['episodes']} episodes to {result['path']} "
-          f"({result['frames_per_second']:.0f} frames/s)")
+          f"({result['frames_per_second']:.0f} frames/s, {result['workers']} worker(s))")
