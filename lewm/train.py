@@ -39,24 +39,37 @@ class TrainSettings:
     sigreg_weight: float = SIGREG_WEIGHT
     seed: int = 0
     checkpoint_every: int = 500
-    time_budget_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
+    time_budget_minutes: float | None = None  # stop (with a checkpoint) after this much training wall time
+    # "steps": the cosine decay runs over `steps`; "time": over the time budget (for a machine of unknown speed)
+    schedule: str = "steps"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("steps", "time"):
+            raise UserError(f"unknown schedule {self.schedule!r}; choose steps or time")
+        if self.schedule == "time" and not self.time_budget_minutes:
+            raise UserError("the time schedule needs a time budget (--time-budget MINUTES)")
 
 
 class ClipSampler:
-    """All clips of a dataset, held in memory: frames (N, H, W, 3) uint8 and actions (N, 2)."""
+    """All clips of a dataset, held in memory: frames (N, H, W, 3) uint8 and actions (N, 2).
 
-    def __init__(self, dataset: EpisodeDataset, config: ModelConfig):
+    The frames live on `device` when they fit in its free memory, so a GPU gathers its own batches."""
+
+    def __init__(self, dataset: EpisodeDataset, config: ModelConfig, device: str = "cpu"):
         self.config = config
         fs, h = config.frameskip, config.history
-        self.pixels = dataset.load_pixels()
-        self.action = dataset.action
+        pixels = torch.from_numpy(dataset.load_pixels())
+        if device.startswith("cuda") and pixels.nbytes > 0.7 * torch.cuda.mem_get_info()[0]:
+            device = "cpu"  # too big for the GPU: gather on the host, copy each batch over
+        self.pixels = pixels.to(device)
+        self.action = torch.from_numpy(dataset.action).to(device)
         span = fs * h  # env steps from the first to the last frame of a clip
         starts = []
         for e in range(dataset.num_episodes):
             rows = dataset.rows(e)
             for s in range(rows.start, rows.stop - span):
                 # the history action blocks (rows s .. s+span-1) must all be real actions
-                if np.all(np.isfinite(self.action[s:s + span])):
+                if np.all(np.isfinite(dataset.action[s:s + span])):
                     starts.append(s)
         if not starts:
             raise UserError(f"{dataset.path} has no episode longer than {span} env steps: nothing to train on")
@@ -68,19 +81,24 @@ class ClipSampler:
         return len(self.starts)
 
     def batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clips at `index` -> frames (B, history+1, H, W, 3) uint8, action blocks (B, history, A) raw."""
+        """Clips at `index` -> frames (B, history+1, H, W, 3) uint8, action blocks (B, history, A) raw,
+        on the sampler's device."""
         s = self.starts[index]
-        frames = self.pixels[s[:, None] + self.frame_offsets]
-        actions = self.action[s[:, None] + self.action_offsets]
-        blocks = actions.reshape(len(s), self.config.history, self.config.action_block_dim)
-        return torch.from_numpy(frames), torch.from_numpy(blocks)
+        to_rows = lambda offsets: torch.from_numpy(s[:, None] + offsets).to(self.pixels.device)  # noqa: E731
+        frames = self.pixels[to_rows(self.frame_offsets)]
+        actions = self.action[to_rows(self.action_offsets)]
+        return frames, actions.reshape(len(s), self.config.history, self.config.action_block_dim)
 
 
-def lr_at(step: int, s: TrainSettings) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak."""
+def lr_at(step: int, s: TrainSettings, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 10% of the peak, over the remaining steps or,
+    with the time schedule, over the time budget (`elapsed_s` = training wall time so far)."""
     if step < s.warmup:
         return s.lr * (step + 1) / s.warmup
-    progress = min(1.0, (step - s.warmup) / max(1, s.steps - s.warmup))
+    if s.schedule == "time":
+        progress = min(1.0, elapsed_s / (60 * s.time_budget_minutes))
+    else:
+        progress = min(1.0, (step - s.warmup) / max(1, s.steps - s.warmup))
     return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -137,12 +155,12 @@ def evaluate(model: LeWM, sampler: ClipSampler, index: np.ndarray) -> dict:
     return out
 
 
-def _checkpoint(run: Path, model: LeWM, optimizer, step: int, sampler, rng, card: str) -> None:
+def _checkpoint(run: Path, model: LeWM, optimizer, step: int, elapsed_s: float, sampler, rng, card: str) -> None:
     recalibrate_batchnorm(model, sampler, rng)
     tmp = run / "checkpoint.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     save_model_folder(model, model.config, tmp, card=card)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp / "trainer_state.pt")
+    torch.save({"optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed_s}, tmp / "trainer_state.pt")
     # Swap the complete new folder in: a kill at any moment leaves one whole checkpoint.
     final, old = run / "checkpoint", run / "checkpoint.old"
     if final.exists():
@@ -162,9 +180,9 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
             raise UserError(f"{dataset_path} holds {dataset.image_size} px frames but the model expects "
                             f"{config.image_size} px; collect with --image-size {config.image_size}")
         mean, std = action_statistics(dataset)
-        sampler = ClipSampler(dataset, config)
+        sampler = ClipSampler(dataset, config, device)
 
-    step = 0
+    step, elapsed_before = 0, 0.0
     if not resume and (run / "checkpoint").exists():
         raise UserError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --run")
     if resume:
@@ -173,6 +191,7 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
         model = load_model_folder(run / "checkpoint", device=device)
         state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True, map_location=device)
         step = int(state["step"])
+        elapsed_before = float(state.get("elapsed_s", 0.0))
     else:
         config.action_mean, config.action_std = [float(v) for v in mean], [float(v) for v in std]
         model = LeWM(config).to(device)
@@ -180,7 +199,11 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
     torch.manual_seed(settings.seed * 1_000_003 + step)
     rng = np.random.default_rng([settings.seed, step])
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
+                                  fused=device == "cuda")
     if resume:
         optimizer.load_state_dict(state["optimizer"])
 
@@ -189,12 +212,12 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
     eval_index = np.random.default_rng(12345).integers(0, len(sampler), 256)
     log_file = open(run / "log.jsonl", "a")
     card = f"Checkpoint of a run trained with `lewm train` on {dataset_path}; see settings.json and log.jsonl.\n"
-    start = time.perf_counter()
+    start = time.perf_counter() - elapsed_before  # the time budget counts the whole run, across resumes
     bar = tqdm(total=settings.steps, initial=step, desc="train", unit="step")
     try:
         while step < settings.steps:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, settings)
+                group["lr"] = lr_at(step, settings, time.perf_counter() - start)
             frames, blocks = sampler.batch(rng.integers(0, len(sampler), settings.batch_size))
             loss, pred_loss, reg = lewm_loss(model, frames.to(device), blocks.to(device), settings.sigreg_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -207,7 +230,7 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
             out_of_time = (settings.time_budget_minutes is not None
                            and time.perf_counter() - start > 60 * settings.time_budget_minutes)
             if step % settings.checkpoint_every == 0 or step == settings.steps or out_of_time:
-                _checkpoint(run, model, optimizer, step, sampler, rng, card)
+                _checkpoint(run, model, optimizer, step, time.perf_counter() - start, sampler, rng, card)
                 record = {"step": step, "wall_s": round(time.perf_counter() - start, 1),
                           "loss": loss.item(), "pred": pred_loss.item(), "sigreg": reg.item(),
                           **evaluate(model, sampler, eval_index)}

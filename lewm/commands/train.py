@@ -18,7 +18,10 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                   help="stop with a checkpoint after this much wall time")
+                   help="stop with a checkpoint after this much training wall time (counted across --resume)")
+    p.add_argument("--schedule", choices=("steps", "time"), default="steps",
+                   help="decay the learning rate over --steps, or over --time-budget (for a machine of unknown "
+                        "speed: the run ends at whichever comes first)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its checkpoint")
     p.add_argument("--out", default=None, help="copy the final model folder here")
@@ -57,7 +60,7 @@ def run(args):
     config = preset(args.preset, **parse_overrides(args.set))
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                              seed=args.seed, checkpoint_every=args.checkpoint_every,
-                             time_budget_minutes=args.time_budget)
+                             time_budget_minutes=args.time_budget, schedule=args.schedule)
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     print(f"training on {device}")
     checkpoint = train(args.data, args.run, config, settings, resume=args.resume,

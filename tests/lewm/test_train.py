@@ -6,7 +6,7 @@ import pytest
 
 from lewm.checkpoint import load_model_folder
 from lewm.config import preset
-from lewm.train import ClipSampler, TrainSettings, train
+from lewm.train import ClipSampler, TrainSettings, lr_at, train
 from scenes.collect import collect
 from scenes.dataset import EpisodeDataset
 from scenes.errors import UserError
@@ -55,3 +55,28 @@ def test_train_checkpoints_logs_and_resumes(dataset, tmp_path):
 def test_train_refuses_a_dataset_of_another_image_size(dataset, tmp_path):
     with pytest.raises(UserError, match="--image-size 64"):
         train(dataset, tmp_path / "r", preset("small"), TrainSettings(steps=1), log=lambda line: None)
+
+
+def test_learning_rate_warms_up_then_decays_over_steps_or_over_the_time_budget():
+    by_steps = TrainSettings(steps=100, warmup=10, lr=1.0)
+    assert lr_at(0, by_steps) == pytest.approx(0.1)
+    assert lr_at(10, by_steps) == pytest.approx(1.0)
+    assert lr_at(100, by_steps) == pytest.approx(0.1)
+    by_time = TrainSettings(steps=10**9, warmup=10, lr=1.0, time_budget_minutes=2, schedule="time")
+    assert lr_at(5, by_time, elapsed_s=60) == pytest.approx(0.6)  # still warming up
+    assert lr_at(50, by_time, elapsed_s=60) == pytest.approx(0.1 + 0.9 * 0.5)  # half the budget: half-way down
+    assert lr_at(50, by_time, elapsed_s=500) == pytest.approx(0.1)
+    with pytest.raises(UserError, match="time budget"):
+        TrainSettings(schedule="time")
+
+
+def test_time_budget_counts_the_whole_run_across_resumes(dataset, tmp_path):
+    run = tmp_path / "run"
+    settings = TrainSettings(steps=3, batch_size=4, warmup=1, checkpoint_every=3, time_budget_minutes=60,
+                             schedule="time")
+    train(dataset, run, preset("tiny"), settings, log=lambda line: None)
+    first = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    settings.steps = 6
+    train(dataset, run, preset("tiny"), settings, resume=True, log=lambda line: None)
+    second = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert second["step"] == 6 and second["wall_s"] >= first["wall_s"]
