@@ -26,7 +26,7 @@ TARGETS = {"ort_speedup_over_torch": 1.5, "paper_p50_ms": 50.0, "small_p50_ms": 
 
 
 def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5, presets: tuple[str, ...] = ("paper",),
-              threads: int = 1, out: str | Path | None = None) -> dict[str, Any]:
+              threads: int = 1, out: str | Path | None = None, torch_device: str = "cpu") -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
@@ -34,7 +34,7 @@ def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__, "onnxruntime": _ort_version()},
-        "frames": frames, "warmup": warmup, "threads": threads,
+        "frames": frames, "warmup": warmup, "threads": threads, "torch_device": torch_device,
         "per_frame": f"encode(1 frame) + predict(batch {PREDICT_BATCH} = {STREAMS} streams x ({HORIZON}+1), "
                      "T = history)",
         "targets": TARGETS, "models": [], "notes": [],
@@ -44,7 +44,7 @@ def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5
         from scenes.errors import UserError
         raise UserError(f"model folder not found: {folder}")
     if folder.is_dir():
-        report["models"].append(bench_folder(folder, str(folder), frames, warmup, threads))
+        report["models"].append(bench_folder(folder, str(folder), frames, warmup, threads, torch_device))
     else:
         report["notes"].append(f"model folder {folder} does not exist (yet): its row is pending")
     for name in presets:
@@ -53,14 +53,16 @@ def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5
 
             make_random_model_folder(name, tmp)
             export_model_folder(tmp, int8=False)
-            report["models"].append(bench_folder(Path(tmp), f"{name} (random weights)", frames, warmup, threads))
+            report["models"].append(bench_folder(Path(tmp), f"{name} (random weights)", frames, warmup, threads,
+                                                 torch_device))
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: int) -> dict[str, Any]:
+def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: int,
+                 torch_device: str = "cpu") -> dict[str, Any]:
     """Export/quantise what is missing, then time torch eager, ORT fp32 and ORT int8 on the same inputs."""
     from export.engine import OnnxEngine
     from export.files import onnx_files
@@ -73,7 +75,7 @@ def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: in
     if not all(p.is_file() for p in onnx_files(folder, "int8")):
         quantize_model_folder(folder)
     backends = {
-        "torch eager": TorchBackend.from_folder(folder),
+        "torch eager": TorchBackend.from_folder(folder, device=torch_device),
         "onnxruntime fp32": OnnxEngine.from_folder(folder, threads=threads),
         "onnxruntime int8": OnnxEngine.from_folder(folder, precision="int8", threads=threads),
     }

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--presets", default="paper",
                         help="comma-separated presets to run with random weights ('' for none)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for torch and ONNX Runtime alike")
+    parser.add_argument("--torch-device", default="cpu",
+                        help="device of the torch eager rows, e.g. cuda (ONNX Runtime picks its own provider)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
 
 
@@ -24,11 +26,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1 or args.warmup < 0 or args.threads < 1:
         raise UserError("--frames and --threads must be >= 1, --warmup >= 0")
+    if args.torch_device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--torch-device {args.torch_device}: torch sees no CUDA device here; use cpu")
     from export.bench import format_table, run_bench
 
     presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
     report = run_bench(args.model, frames=args.frames, warmup=args.warmup, presets=presets, threads=args.threads,
-                       out=args.out)
+                       out=args.out, torch_device=args.torch_device)
     print(format_table(report))
     if args.out:
         print(f"wrote {args.out}")
