@@ -21,7 +21,9 @@ TARGETS = {
 DEFINITIONS = {
     "points": "every env frame of every episode: the stream's record.z and the simulator state of that frame",
     "probe": "sklearn Ridge on z standardised with the training frames' mean and std, one regression for all six "
-             "target columns; alpha chosen from `alphas` by the mean R^2 of a X",
+             "target columns; alpha chosen from `alphas` by the R^2 (uniform average over the columns) of the "
+             "out-of-fold predictions of a GroupKFold cross-validation over the training episodes (up to 5 folds, "
+             "whole episodes held out; `cv_r2` per alpha), 1.0 when there is a single training episode",
     "r2": "coefficient of determination on the test episodes per target group (uniform average of its columns; "
           "1 = perfect, 0 = no better than the test mean)",
     "r2_per_column": "the same per column",
