@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lewm.probes.common import (StreamRun, forecasts_by_horizon, nan_stat, new_figure, ratio, run_stream,
+from lewm.probes.common import (StreamRun, forecast_runs, forecasts_by_horizon, nan_stat, new_figure, ratio,
                                 save_figure, write_json)
 from lewm.stream import ACTION_STREAMS
 
@@ -29,10 +29,7 @@ DEFINITIONS = {
 def run_actions(model, episodes: list, horizon: int = 20, runs: list[StreamRun] | None = None,
                 out: str | Path | None = None) -> dict:
     """JSON-ready results for h = 1..horizon; with `out` (a folder), also writes actions.json and actions.png."""
-    if runs is None:
-        runs = run_stream(model, episodes, horizon=horizon, desc="actions")
-    if runs[0].horizon < horizon:
-        raise ValueError(f"the stream ran with horizon {runs[0].horizon} < {horizon}")
+    runs = forecast_runs(model, episodes, horizon, runs, desc="actions")
     errors = forecasts_by_horizon(runs)[0][:, :, :horizon]
     errors = np.where(np.isfinite(errors).all(axis=1, keepdims=True), errors, np.nan)
     mean = {name: nan_stat(np.nanmean, errors[:, k]) for k, name in enumerate(ACTION_STREAMS)}

@@ -157,6 +157,16 @@ def run_stream(model, episodes: list, horizon: int = 1, frames: str = "frames", 
     return runs
 
 
+def forecast_runs(model, episodes: list, horizon: int, runs: list[StreamRun] | None, desc: str) -> list[StreamRun]:
+    """The stream runs a forecast probe reads: `runs` when given (shared with other probes; they must track
+    forecasts up to `horizon`), else a fresh run_stream of `episodes` to that horizon."""
+    if runs is None:
+        return run_stream(model, episodes, horizon=horizon, desc=desc)
+    if runs[0].horizon < horizon:
+        raise ValueError(f"the stream ran with horizon {runs[0].horizon} < {horizon}")
+    return runs
+
+
 def forecasts_by_horizon(runs: list[StreamRun]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All forecasts started from a full real context (start frame >= frameskip * (history - 1)), pooled over
     episodes: start-major errors (S, 3, H), copy-last (S, H) and the (episode, start frame) of each row (S, 2)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lewm.probes.common import (StreamRun, forecasts_by_horizon, nan_stat, new_figure, ratio, run_stream,
+from lewm.probes.common import (StreamRun, forecast_runs, forecasts_by_horizon, nan_stat, new_figure, ratio,
                                 save_figure, write_json)
 
 DEFINITIONS = {
@@ -28,10 +28,7 @@ DEFINITIONS = {
 def run_horizon(model, episodes: list, horizon: int = 20, runs: list[StreamRun] | None = None,
                 out: str | Path | None = None) -> dict:
     """JSON-ready results for h = 1..horizon; with `out` (a folder), also writes horizon.json and horizon.png."""
-    if runs is None:
-        runs = run_stream(model, episodes, horizon=horizon, desc="horizon")
-    if runs[0].horizon < horizon:
-        raise ValueError(f"the stream ran with horizon {runs[0].horizon} < {horizon}")
+    runs = forecast_runs(model, episodes, horizon, runs, desc="horizon")
     errors, copy_last, index = forecasts_by_horizon(runs)
     real = errors[:, 0, :horizon]
     copy = np.where(np.isfinite(real), copy_last[:, :horizon], np.nan)
