@@ -99,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--steps must be at least 1")
     steps = args.steps
     if steps is None:
-        steps = len(replay.rows if hasattr(replay, "rows") else replay.states) if replay is not None \
-            else min(scene.steps, HEADLESS_CAP)
+        steps = len(replay) if replay is not None else min(scene.steps, HEADLESS_CAP)
     speed = float("inf") if args.speed <= 0 else args.speed
     options = Options(scene=args.scene, seed=args.seed, mode=mode, headless=headless, steps=steps,
                       lockstep=args.lockstep, record=args.record, sessions=args.sessions, speed=speed,

@@ -17,7 +17,24 @@ from scenes.errors import UserError
 from scenes.render import draw_state
 
 
-class SessionReplay:
+class Playback:
+    """A position in `len(self)` recorded steps, shared by both sources: it starts at the first step and, once at
+    the last, stays there (finished)."""
+    i: int = 0  # the current step
+
+    def reset(self) -> None:
+        self.i = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.i >= len(self) - 1
+
+    def advance(self) -> None:
+        if not self.finished:
+            self.i += 1
+
+
+class SessionReplay(Playback):
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         if not self.folder.exists():
@@ -27,14 +44,9 @@ class SessionReplay:
         if not self.rows:
             raise UserError(f"the session {self.folder} has no steps to replay")
         self.name = f"session {self.folder.name}"
-        self.i = 0
 
-    def reset(self) -> None:
-        self.i = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.i >= len(self.rows) - 1
+    def __len__(self) -> int:
+        return len(self.rows)
 
     @property
     def env_step(self) -> int:
@@ -52,12 +64,8 @@ class SessionReplay:
         a = self.rows[self.i].get("action")
         return None if a is None or any(v is None for v in a) else np.asarray(a, np.float64)
 
-    def advance(self) -> None:
-        if self.i < len(self.rows) - 1:
-            self.i += 1
 
-
-class DatasetReplay:
+class DatasetReplay(Playback):
     def __init__(self, path: str | Path, episode: int = 0):
         from scenes.dataset import EpisodeDataset
 
@@ -72,15 +80,9 @@ class DatasetReplay:
         finally:
             data.close()
         self.name = f"{Path(path).name} episode {episode}"
-        self.i = 0
-        self._cache: dict[int, np.ndarray] = {}
 
-    def reset(self) -> None:
-        self.i = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.i >= len(self.states) - 1
+    def __len__(self) -> int:
+        return len(self.states)
 
     @property
     def env_step(self) -> int:
@@ -96,7 +98,3 @@ class DatasetReplay:
     def action(self):
         a = self.actions[self.i]
         return np.asarray(a, np.float64) if np.all(np.isfinite(a)) else None
-
-    def advance(self) -> None:
-        if self.i < len(self.states) - 1:
-            self.i += 1

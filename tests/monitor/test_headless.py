@@ -4,9 +4,10 @@ import numpy as np
 from lewm.stream import LatentStream
 from monitor.app import LOOKAHEAD, STREAM_SEED, run_app
 from monitor.recorder import count_frames
-from monitor.replay import SessionReplay
+from monitor.replay import DatasetReplay, SessionReplay
 from monitor.session import column, read_log
 from scenes.catalog import get_scene
+from scenes.dataset import DatasetWriter
 from scenes.episode import play_episode
 
 STEPS = 40
@@ -50,3 +51,26 @@ def test_replaying_a_session_reproduces_its_numbers(make_app):
     again = column(read_log(out2["session"]), "surprise")
     assert len(again) == 30
     np.testing.assert_allclose(again, original, atol=1e-6, equal_nan=True)
+
+
+def test_replaying_a_dataset_episode_feeds_its_frames_and_actions_to_the_end(make_app, engine, bank, tmp_path):
+    episodes = [play_episode(get_scene("expert"), engine.image_size, steps=20, seed=seed) for seed in (3, 4)]
+    with DatasetWriter(tmp_path / "two.h5", engine.image_size) as writer:
+        for e in episodes:
+            writer.add_episode(e.frames, e.actions, e.states)
+    replay = DatasetReplay(tmp_path / "two.h5", episode=1)
+    episode = episodes[1]
+    assert len(replay) == len(episode.frames) == 21
+    app = make_app(replay=replay, mode="replay", steps=len(replay) + 5)
+    out = run_app(app, len(replay) + 5)
+    assert out["steps"] == len(replay) and replay.finished  # stops at the episode's last frame
+    rows = read_log(out["session"])
+    assert [r["env_step"] for r in rows] == list(range(len(replay)))
+    np.testing.assert_allclose([r["action"] for r in rows[:-1]], episode.actions[:-1], atol=1e-6)
+    stream = LatentStream(engine, horizon=10, shuffle_bank=bank.shuffle_bank, seed=STREAM_SEED, pca=bank.pca,
+                          lookahead=LOOKAHEAD)
+    want = np.array([stream.step(f, a).surprise for f, a in zip(episode.frames[:-1], episode.actions[:-1])])
+    assert np.isfinite(want[-5:]).all()  # long enough for surprise to exist
+    np.testing.assert_allclose(column(rows[:-1], "surprise"), want, atol=1e-6, equal_nan=True)
+    replay.reset()
+    assert replay.i == 0 and not replay.finished
