@@ -17,7 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model folder (config.json + weights)")
     p.add_argument("--out", required=True, help="folder for the JSON and PNG files")
     p.add_argument("--episodes", type=int, default=20,
-                   help="episodes per probe (physics: this many to fit and this many to test)")
+                   help="episodes per probe (physics: its test episodes)")
+    p.add_argument("--fit-episodes", type=int, default=200,
+                   help="episodes the physics probe's linear regression is fitted on (half expert, half random)")
     p.add_argument("--seed", type=int, default=1_000_000, help="first held-out episode seed")
     p.add_argument("--steps", type=int, default=None, help="env steps per episode (default: the scene's length)")
     p.add_argument("--dataset", default=None, help="take episodes from this HDF5 dataset instead of scenes")
@@ -35,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from lewm.probes.suite import HEADLINES, ProbeSettings, run_all, run_probe
     from scenes.errors import UserError
 
-    if args.episodes < 1:
-        raise UserError("--episodes must be at least 1")
+    if args.episodes < 1 or args.fit_episodes < 1:
+        raise UserError("--episodes and --fit-episodes must be at least 1")
     if args.horizon < 1:
         raise UserError("--horizon must be at least 1")
     if args.steps is not None and args.steps < 1:
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model = load_model(args.model, args.backend)
-    settings = ProbeSettings(episodes=args.episodes, seed=args.seed, steps=args.steps, dataset=args.dataset,
+    settings = ProbeSettings(episodes=args.episodes, fit_episodes=args.fit_episodes, seed=args.seed, steps=args.steps, dataset=args.dataset,
                              horizon=args.horizon)
     out = Path(args.out)
     if args.probe == "all":

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from lewm.probes.common import new_figure, run_stream, save_figure, write_json
+from lewm.probes.common import new_figure, save_figure, write_json
 
 DEFAULT_ALPHA = 1.0
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
@@ -19,7 +20,8 @@ TARGETS = {
 }
 
 DEFINITIONS = {
-    "points": "every env frame of every episode: the stream's record.z and the simulator state of that frame",
+    "points": "every env frame of every episode: its embedding z (the encoder's output, as in the stream) and the "
+              "simulator state of that frame",
     "probe": "sklearn Ridge on z standardised with the training frames' mean and std, one regression for all six "
              "target columns; alpha chosen from `alphas` by the R^2 (uniform average over the columns) of the "
              "out-of-fold predictions of a GroupKFold cross-validation over the training episodes (up to 5 folds, "
@@ -64,9 +66,9 @@ def run_physics(model, train_episodes: list, test_episodes: list, out: str | Pat
     from sklearn.preprocessing import StandardScaler
 
     def embed(episodes, name):
-        runs = run_stream(model, episodes, horizon=1, desc=f"physics: {name}")
-        return (np.concatenate([r.z for r in runs]), np.concatenate([targets_of(e.states) for e in episodes]),
-                np.concatenate([np.full(len(r.z), i) for i, r in enumerate(runs)]))
+        z = [model.encode(e.frames) for e in tqdm(episodes, desc=f"physics: encoding {name}", leave=False)]
+        return (np.concatenate(z), np.concatenate([targets_of(e.states) for e in episodes]),
+                np.concatenate([np.full(len(zi), i) for i, zi in enumerate(z)]))
 
     z_train, y_train, groups = embed(train_episodes, "train")
     z_test, y_test, _ = embed(test_episodes, "test")

@@ -19,6 +19,7 @@ PHYSICS_TRAIN_OFFSET = 100_000  # the physics probe's training episodes: seeds s
 @dataclass
 class ProbeSettings:
     episodes: int = 20
+    fit_episodes: int = 200  # the physics probe's fitting episodes (its test episodes: `episodes`)
     seed: int = HELD_OUT_SEED
     steps: int | None = None  # env steps per episode (None: the scene's own length)
     dataset: str | None = None
@@ -67,21 +68,19 @@ class EpisodeSource:
         return [surprise.with_artifact(e, square) for e in self.dataset(steps=steps)]
 
     def physics(self) -> tuple[list, list, dict]:
-        """Train and test episodes from separate seed ranges, half "expert" and half "random" each
-        (with a dataset: its first N episodes to train, the next N to test)."""
+        """`fit_episodes` episodes to fit and `episodes` to test, from separate seed ranges, half "expert" and
+        half "random" each (with a dataset: its first F episodes to fit, the next N to test)."""
         s = self.settings
+        fit, test = s.fit_episodes, s.episodes
         if s.dataset:
-            n = s.episodes
-            return self.dataset(), self.dataset(first=n), {"train": f"{s.dataset} episodes 0..{n - 1}",
-                                                           "test": f"{s.dataset} episodes {n}..{2 * n - 1}"}
-        n_expert = max(1, s.episodes // 2)
-        n_random = max(1, s.episodes - n_expert)
+            return self.dataset(fit), self.dataset(test, first=fit), {
+                "train": f"{s.dataset} episodes 0..{fit - 1}", "test": f"{s.dataset} episodes {fit}..{fit + test - 1}"}
         off = PHYSICS_TRAIN_OFFSET
-        train = self.scene("expert", n_expert, off) + self.scene("random", n_random, off)
-        test = self.scene("expert", n_expert) + self.scene("random", n_random)
-        sources = {"train": f"expert seeds {s.seed + off}.. ({n_expert}), random seeds {s.seed + off}.. ({n_random})",
-                   "test": f"expert seeds {s.seed}.. ({n_expert}), random seeds {s.seed}.. ({n_random})"}
-        return train, test, sources
+        train = self.scene("expert", max(1, fit // 2), off) + self.scene("random", max(1, fit - fit // 2), off)
+        tested = self.scene("expert", max(1, test // 2)) + self.scene("random", max(1, test - test // 2))
+        sources = {"train": f"expert and random seeds {s.seed + off}.. ({fit // 2} + {fit - fit // 2})",
+                   "test": f"expert and random seeds {s.seed}.. ({test // 2} + {test - test // 2})"}
+        return train, tested, sources
 
 
 def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source: EpisodeSource | None = None,

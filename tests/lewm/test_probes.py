@@ -134,11 +134,13 @@ def test_cli_all(model_dir, tmp_path):
     from lewm.cli import main
 
     out = tmp_path / "probes"
-    assert main(["probe", "all", "--model", str(model_dir), "--out", str(out), "--episodes", "2", "--steps", "30",
-                 "--horizon", "2"]) == 0
+    assert main(["probe", "all", "--model", str(model_dir), "--out", str(out), "--episodes", "2",
+                 "--fit-episodes", "4", "--steps", "30", "--horizon", "2"]) == 0
     for name in ("latent", "horizon", "surprise", "actions", "physics"):
         assert (out / f"{name}.png").stat().st_size > 0
         assert json.loads((out / f"{name}.json").read_text())["probe"] == name
+    physics = json.loads((out / "physics.json").read_text())
+    assert (physics["train_episodes"], physics["test_episodes"]) == (4, 2)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["horizon"]["mean"]["h1"] > 0 and set(summary["physics"]["r2"]) == {
         "agent_xy", "block_xy", "block_angle"}
