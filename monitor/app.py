@@ -97,6 +97,7 @@ class MonitorApp:
         self.running = True
         self.step_requests = 0
         self.seq = 0
+        self.frames_drawn = 0  # by the interactive loop
         self.dragging = None
         self.hover = None
         self.recorder: Recorder | None = None
@@ -366,6 +367,7 @@ class MonitorApp:
             self.drain()
             self.draw()
             pygame.display.flip()
+            self.frames_drawn += 1
             self.capture()
             clock.tick(DRAW_FPS)
             self.fps = clock.get_fps()

@@ -1,8 +1,10 @@
 """Benchmark the monitor: python -m monitor.bench --model DIR [--paper DIR] [--steps N].
 
 Headless, lockstep, every panel drawn, for each model folder: env steps per second (1) with the panels drawn,
-(2) with the panels drawn and the video encoded, (3) the model alone (stream step only); and the drawing alone
-in frames per second (what bounds the interactive window). No torch: the paper-size folder is made beforehand
+(2) with the panels drawn and the video encoded, (3) the model alone (stream step only); the drawing alone
+in frames per second; and (4) the interactive loop (window, worker thread, simulator paced at 10 Hz) for a few
+seconds: frames drawn per second and the simulator rate it kept. Under SDL's dummy video driver (no display) the
+window is an off-screen surface, so (4) leaves out the cost of showing it. No torch: the paper-size folder is made beforehand
 with `lewm export --preset paper --random-weights --out DIR`.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from pathlib import Path
 
 
-def bench_folder(folder: str, steps: int, label: str) -> dict:
+def bench_folder(folder: str, steps: int, label: str, window_seconds: float = 5.0) -> dict:
     from export.engine import OnnxEngine
     from monitor.app import MonitorApp, Options
     from monitor.reference import load_or_build
@@ -42,15 +44,35 @@ def bench_folder(folder: str, steps: int, label: str) -> dict:
                 out["draw_fps"] = round(steps / (time.perf_counter() - t), 1)
                 out["latency_p50_ms"] = round(app.data.latency_p50() * 1000, 2)
             app.close()
+        out.update(bench_window(engine, bank, tmp, window_seconds))
+    return out
+
+
+def bench_window(engine, bank, sessions: str, seconds: float) -> dict:
+    """The interactive loop at speed x1 for `seconds`: drawn frames per second and simulator steps per second."""
+    import pygame
+
+    from monitor.app import MonitorApp, Options
+
+    app = MonitorApp(engine, bank, Options(headless=False, lockstep=False, speed=1.0, session=False,
+                                           sessions=sessions))
+    pygame.time.set_timer(pygame.QUIT, int(seconds * 1000), loops=1)
+    t = time.perf_counter()
+    app.run_interactive()
+    elapsed = time.perf_counter() - t
+    out = {"window_fps": round(app.frames_drawn / elapsed, 1), "window_sim_hz": round(app.seq / elapsed, 1),
+           "window_dropped": app.worker.dropped}
+    app.close()
     return out
 
 
 def format_table(rows: list[dict]) -> str:
     lines = ["| model | image | env steps/s, panels drawn | + video encoded | model alone | drawing alone (fps) "
-             "| stream step p50 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| stream step p50 | window fps at 10 Hz (sim Hz kept) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['label']} | {r['image_size']} px | {r['panels']} | {r['panels_video']} | "
-                     f"{r['model_only']} | {r['draw_fps']} | {r['latency_p50_ms']} ms |")
+                     f"{r['model_only']} | {r['draw_fps']} | {r['latency_p50_ms']} ms | "
+                     f"{r['window_fps']} ({r['window_sim_hz']}) |")
     return "\n".join(lines)
 
 
