@@ -56,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
         by_t = ", ".join(f"T={t}: {v:.2e}" for t, v in check["predictor_max_abs_diff_by_T"].items())
         print(f"ONNX Runtime vs torch, max |diff| (batch 1 and 3): encoder {check['encoder_max_abs_diff']:.2e}, "
               f"predictor {check['predictor_max_abs_diff']:.2e} ({by_t}); tolerance {check['tolerance']:g}")
-    if args.int8:
-        g = section["int8"]["agreement_with_fp32"]
-        print(f"wrote {section['int8']['encoder']} and {section['int8']['predictor']}; int8 vs fp32 cosine: "
-              f"mean {g['mean_cos']:.5f}, min {g['min_cos']:.5f} (target {g['target']})")
     if args.fp16:
         from export.quantize import convert_fp16_model_folder
         section = convert_fp16_model_folder(folder)
-        print(f"wrote {section['fp16']['encoder']} and {section['fp16']['predictor']}")
+    for precision in ("int8", "fp16"):
+        if getattr(args, precision):
+            g = section[precision]["agreement_with_fp32"]
+            print(f"wrote {section[precision]['encoder']} and {section[precision]['predictor']}; {precision} vs fp32 "
+                  f"cosine on {g['measured_on']}: mean {g['mean_cos']:.5f}, min {g['min_cos']:.5f} "
+                  f"(target {g['target']})")
     return 0

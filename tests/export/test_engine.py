@@ -114,7 +114,22 @@ def test_int8_agreement(exported_tiny, copy_folder):
     assert again["min_cos"] > 0.99
 
 
-def test_fp16_says_whether_it_is_available(exported_tiny, copy_folder):
+def test_fp16_files_run_and_agree_with_fp32(exported_tiny, copy_folder):
+    from export.quantize import convert_fp16_model_folder, fp16_available
+
+    if not fp16_available():
+        pytest.skip("onnxconverter-common is not installed here")
+    folder = copy_folder(exported_tiny)
+    section = convert_fp16_model_folder(folder)
+    assert section["fp16"]["agreement_with_fp32"]["min_cos"] > 0.999
+    engine = OnnxEngine.from_folder(folder, precision="fp16")
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    reference = OnnxEngine.from_folder(folder).encode(frames)
+    assert engine.encode(frames).dtype == np.float32
+    np.testing.assert_allclose(engine.encode(frames), reference, atol=0.05)
+
+
+def test_fp16_says_when_it_is_not_available(exported_tiny, copy_folder):
     from export.quantize import convert_fp16_model_folder, fp16_available
 
     if fp16_available():
