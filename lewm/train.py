@@ -84,9 +84,9 @@ class ClipSampler:
         """Clips at `index` -> frames (B, history+1, H, W, 3) uint8, action blocks (B, history, A) raw,
         on the sampler's device."""
         s = self.starts[index]
-        to_rows = lambda offsets: torch.from_numpy(s[:, None] + offsets).to(self.pixels.device)  # noqa: E731
-        frames = self.pixels[to_rows(self.frame_offsets)]
-        actions = self.action[to_rows(self.action_offsets)]
+        device = self.pixels.device
+        frames = self.pixels[torch.from_numpy(s[:, None] + self.frame_offsets).to(device)]
+        actions = self.action[torch.from_numpy(s[:, None] + self.action_offsets).to(device)]
         return frames, actions.reshape(len(s), self.config.history, self.config.action_block_dim)
 
 
