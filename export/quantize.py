@@ -8,6 +8,7 @@ Both are made from the fp32 files (run `lewm export --model DIR` first). Needs t
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,10 @@ def convert_fp16_model_folder(folder: str | Path) -> dict[str, Any]:
     # `to` attribute, and ONNX Runtime then refuses the file (the encoder's uint8 -> float Cast of the frames).
     keep_fp32 = list(float16.DEFAULT_OP_BLOCK_LIST) + ["Cast"]
     for source, target in zip(sources, targets):
-        converted = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True,
-                                                     op_block_list=keep_fp32)
+        with warnings.catch_warnings():  # it warns for each constant it clips to fp16 range (mask fills: -1e4)
+            warnings.simplefilter("ignore", UserWarning)
+            converted = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True,
+                                                         op_block_list=keep_fp32)
         onnx.save(converted, str(target))
         _copy_metadata(source, target)
     return _record(folder, "fp16", targets, "onnxconverter_common.float16 (keep_io_types; Cast kept fp32)")
@@ -133,7 +136,6 @@ def _record(folder: Path, precision: str, targets: tuple[Path, Path], method: st
     section[precision] = {"encoder": targets[0].name, "predictor": targets[1].name, "method": method,
                           "agreement_with_fp32": {**agreement, "measured_on": "CPUExecutionProvider"}}
     if agreement["min_cos"] < AGREEMENT_TARGET:
-        import warnings
         warnings.warn(f"{precision} files agree with fp32 at min cosine {agreement['min_cos']:.5f} "
                       f"(target {AGREEMENT_TARGET})", RuntimeWarning, stacklevel=3)
     config.save(folder / "config.json")
