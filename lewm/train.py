@@ -171,8 +171,9 @@ def _checkpoint(run: Path, model: LeWM, optimizer, step: int, elapsed_s: float, 
 
 
 def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settings: TrainSettings,
-          resume: bool = False, log=print) -> Path:
-    """Train (or resume) and return the run's checkpoint folder (a model folder)."""
+          resume: bool = False, init: str | Path | None = None, log=print) -> Path:
+    """Train (or resume) and return the run's checkpoint folder (a model folder). `init`: a model folder to
+    fine-tune (its weights and action statistics; `config` should be its config)."""
     run = Path(run)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with EpisodeDataset(dataset_path) as dataset:
@@ -192,6 +193,8 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
         state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True, map_location=device)
         step = int(state["step"])
         elapsed_before = float(state.get("elapsed_s", 0.0))
+    elif init is not None:
+        model = load_model_folder(init, device=device)  # keeps the action statistics it was trained with
     else:
         config.action_mean, config.action_std = [float(v) for v in mean], [float(v) for v in std]
         model = LeWM(config).to(device)
@@ -208,7 +211,8 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
         optimizer.load_state_dict(state["optimizer"])
 
     run.mkdir(parents=True, exist_ok=True)
-    (run / "settings.json").write_text(json.dumps({"dataset": str(dataset_path), **asdict(settings)}, indent=2))
+    (run / "settings.json").write_text(json.dumps({"dataset": str(dataset_path), "init": init and str(init),
+                                                   **asdict(settings)}, indent=2))
     eval_index = np.random.default_rng(12345).integers(0, len(sampler), 256)
     log_file = open(run / "log.jsonl", "a")
     card = f"Checkpoint of a run trained with `lewm train` on {dataset_path}; see settings.json and log.jsonl.\n"

@@ -24,6 +24,9 @@ def add_arguments(p):
                         "speed: the run ends at whichever comes first)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its checkpoint")
+    p.add_argument("--init", default=None, metavar="MODEL_DIR",
+                   help="fine-tune: start from this model folder's weights, sizes and action statistics (with a "
+                        "fresh optimiser and schedule; --preset and --set do not apply)")
     p.add_argument("--out", default=None, help="copy the final model folder here")
 
 
@@ -50,20 +53,25 @@ def run(args):
 
     import torch
 
-    from lewm.config import PRESETS, preset
+    from lewm.config import PRESETS, ModelConfig, preset
     from lewm.train import TrainSettings, train
     from scenes.errors import UserError
 
     if args.preset not in PRESETS:
         raise UserError(f"unknown preset {args.preset!r}; known presets: {', '.join(PRESETS)}")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    config = preset(args.preset, **parse_overrides(args.set))
+    if args.init and args.set:
+        raise UserError("--init takes the model's sizes from its folder: drop --set")
+    if args.init:
+        config = ModelConfig.load(f"{args.init}/config.json")
+    else:
+        config = preset(args.preset, **parse_overrides(args.set))
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                              seed=args.seed, checkpoint_every=args.checkpoint_every,
                              time_budget_minutes=args.time_budget, schedule=args.schedule)
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     print(f"training on {device}")
-    checkpoint = train(args.data, args.run, config, settings, resume=args.resume,
+    checkpoint = train(args.data, args.run, config, settings, resume=args.resume, init=args.init,
                        log=lambda line: print(line, flush=True))
     if args.out:
         shutil.copytree(checkpoint, args.out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("trainer_state.pt"))

@@ -80,3 +80,19 @@ def test_time_budget_counts_the_whole_run_across_resumes(dataset, tmp_path):
     train(dataset, run, preset("tiny"), settings, resume=True, log=lambda line: None)
     second = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
     assert second["step"] == 6 and second["wall_s"] >= first["wall_s"]
+
+
+def test_init_fine_tunes_from_a_model_folder(dataset, tmp_path):
+    import torch
+
+    base = train(dataset, tmp_path / "base", preset("tiny"), TrainSettings(steps=2, batch_size=4, warmup=1),
+                 log=lambda line: None)
+    start = load_model_folder(base)
+    # lr 0: the fine-tuned weights must be exactly the ones it started from (BatchNorm statistics are re-estimated)
+    tuned = train(dataset, tmp_path / "tuned", start.config, TrainSettings(steps=2, batch_size=4, warmup=1, lr=0.0),
+                  init=base, log=lambda line: None)
+    after = load_model_folder(tuned)
+    for name, value in start.named_parameters():
+        assert torch.equal(value, dict(after.named_parameters())[name]), name
+    assert after.config.action_mean == start.config.action_mean
+    assert json.loads((tmp_path / "tuned" / "settings.json").read_text())["init"] == str(base)
