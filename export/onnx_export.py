@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.files import (quiet_logger, CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
-                          WEIGHTS_KEY, baked_config, onnx_files, sha256_file)
+from export.files import (CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
+                          WEIGHTS_KEY, baked_config, onnx_files, quiet_logger, sha256_file)
 from lewm.checkpoint import CONFIG, WEIGHTS, load_model_folder, save_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, preset
 from lewm.model import LeWM
@@ -135,7 +135,6 @@ def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> 
                               input_names=inputs, output_names=outputs, dynamic_shapes=dynamic, verbose=False)
         if not path.is_file():
             raise RuntimeError(f"the exporter wrote no {path.name}; its output:\n{chatter.getvalue()}")
-
 
 
 def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> None:

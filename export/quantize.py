@@ -114,7 +114,6 @@ def _sources(folder: Path) -> tuple[Path, Path]:
     return sources
 
 
-
 def _copy_metadata(source: Path, target: Path) -> None:
     """Carry the config stamp (metadata_props) of the fp32 file over to its reduced copy."""
     import onnx

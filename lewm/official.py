@@ -211,7 +211,6 @@ def _int(section: dict[str, Any], key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-
 def _card(folder: Path, naming: str, n_tensors: int, stats_source: str, config: ModelConfig) -> str:
     digest = hashlib.sha256()
     with open(folder / "weights.pt", "rb") as f:

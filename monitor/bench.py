@@ -4,8 +4,8 @@ Headless, lockstep, every panel drawn, for each model folder: env steps per seco
 (2) with the panels drawn and the video encoded, (3) the model alone (stream step only); the drawing alone
 in frames per second; and (4) the interactive loop (window, worker thread, simulator paced at 10 Hz) for a few
 seconds: frames drawn per second and the simulator rate it kept. Under SDL's dummy video driver (no display) the
-window is an off-screen surface, so (4) leaves out the cost of showing it. No torch: the paper-size folder is made beforehand
-with `lewm export --preset paper --random-weights --out DIR`.
+window is an off-screen surface, so (4) leaves out the cost of showing it. No torch: the paper-size folder is made
+beforehand with `lewm export --preset paper --random-weights --out DIR`.
 """
 from __future__ import annotations
 
@@ -60,15 +60,15 @@ def bench_window(engine, bank, sessions: str, seconds: float) -> dict:
     t = time.perf_counter()
     app.run_interactive()
     elapsed = time.perf_counter() - t
-    out = {"window_fps": round(app.frames_drawn / elapsed, 1), "window_sim_hz": round(app.seq / elapsed, 1),
-           "window_dropped": app.worker.dropped}
+    out = {"window_fps": round(app.frames_drawn / elapsed, 1), "window_sim_hz": round(app.seq / elapsed, 1)}
     app.close()
     return out
 
 
 def format_table(rows: list[dict]) -> str:
     lines = ["| model | image | env steps/s, panels drawn | + video encoded | model alone | drawing alone (fps) "
-             "| stream step p50 | window fps at 10 Hz (sim Hz kept) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| stream step p50 | window fps at 10 Hz (sim Hz kept) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['label']} | {r['image_size']} px | {r['panels']} | {r['panels_video']} | "
                      f"{r['model_only']} | {r['draw_fps']} | {r['latency_p50_ms']} ms | "

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model = load_model(args.model, args.backend)
-    settings = ProbeSettings(episodes=args.episodes, fit_episodes=args.fit_episodes, seed=args.seed, steps=args.steps, dataset=args.dataset,
-                             horizon=args.horizon)
+    settings = ProbeSettings(episodes=args.episodes, fit_episodes=args.fit_episodes, seed=args.seed,
+                             steps=args.steps, dataset=args.dataset, horizon=args.horizon)
     out = Path(args.out)
     if args.probe == "all":
         headline = run_all(model, settings, out, model_name=str(args.model), backend=args.backend)
