@@ -2,8 +2,9 @@
 action conditioning, and a linear physics probe. Each writes OUT/<probe>.json (numbers, with their definitions)
 and OUT/<probe>.png (the published layout); `all` runs every probe and writes OUT/summary.json.
 
-Episodes: the named scene "expert" (surprise: "seed-artifact"; physics: "expert" and "random") with held-out
-seeds SEED, SEED + 1, ... (the training data uses seeds below 1,000,000), or the first episodes of --dataset."""
+Episodes: the named scene "expert" (surprise: "seed-artifact") with held-out seeds SEED, SEED + 1, ... (the
+training data uses seeds below 1,000,000), or the first episodes of --dataset. The physics probe is tested on those
+expert episodes and fitted on --fit-episodes other expert episodes (seeds SEED + 100000, ...)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=20,
                    help="episodes per probe (physics: its test episodes)")
     p.add_argument("--fit-episodes", type=int, default=200,
-                   help="episodes the physics probe's linear regression is fitted on (half expert, half random)")
+                   help="expert episodes the physics probe's linear regression is fitted on")
     p.add_argument("--seed", type=int, default=1_000_000, help="first held-out episode seed")
     p.add_argument("--steps", type=int, default=None, help="env steps per episode (default: the scene's length)")
     p.add_argument("--dataset", default=None, help="take episodes from this HDF5 dataset instead of scenes")

@@ -68,18 +68,17 @@ class EpisodeSource:
         return [surprise.with_artifact(e, square) for e in self.dataset(steps=steps)]
 
     def physics(self) -> tuple[list, list, dict]:
-        """`fit_episodes` episodes to fit and `episodes` to test, from separate seed ranges, half "expert" and
-        half "random" each (with a dataset: its first F episodes to fit, the next N to test)."""
+        """`fit_episodes` expert episodes to fit and the `episodes` held-out expert episodes of the other probes to
+        test, from separate seed ranges (with a dataset: its first F episodes to fit, the next N to test)."""
         s = self.settings
         fit, test = s.fit_episodes, s.episodes
         if s.dataset:
             return self.dataset(fit), self.dataset(test, first=fit), {
                 "train": f"{s.dataset} episodes 0..{fit - 1}", "test": f"{s.dataset} episodes {fit}..{fit + test - 1}"}
         off = PHYSICS_TRAIN_OFFSET
-        train = self.scene("expert", max(1, fit // 2), off) + self.scene("random", max(1, fit - fit // 2), off)
-        tested = self.scene("expert", max(1, test // 2)) + self.scene("random", max(1, test - test // 2))
-        sources = {"train": f"expert and random seeds {s.seed + off}.. ({fit // 2} + {fit - fit // 2})",
-                   "test": f"expert and random seeds {s.seed}.. ({test // 2} + {test - test // 2})"}
+        train, tested = self.scene("expert", fit, off), self.expert()
+        sources = {"train": f"expert seeds {s.seed + off}..{s.seed + off + fit - 1}",
+                   "test": f"expert seeds {s.seed}..{s.seed + test - 1}"}
         return train, tested, sources
 
 

@@ -141,6 +141,7 @@ def test_cli_all(model_dir, tmp_path):
         assert json.loads((out / f"{name}.json").read_text())["probe"] == name
     physics = json.loads((out / "physics.json").read_text())
     assert (physics["train_episodes"], physics["test_episodes"]) == (4, 2)
+    assert physics["sources"] == {"train": "expert seeds 1100000..1100003", "test": "expert seeds 1000000..1000001"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["horizon"]["mean"]["h1"] > 0 and set(summary["physics"]["r2"]) == {
         "agent_xy", "block_xy", "block_angle"}
