@@ -234,8 +234,9 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
             out_of_time = (settings.time_budget_minutes is not None
                            and time.perf_counter() - start > 60 * settings.time_budget_minutes)
             if step % settings.checkpoint_every == 0 or step == settings.steps or out_of_time:
-                _checkpoint(run, model, optimizer, step, time.perf_counter() - start, sampler, rng, card)
-                record = {"step": step, "wall_s": round(time.perf_counter() - start, 1),
+                elapsed = time.perf_counter() - start  # one reading: the log and the checkpoint agree on it
+                _checkpoint(run, model, optimizer, step, elapsed, sampler, rng, card)
+                record = {"step": step, "wall_s": round(elapsed, 1),
                           "loss": loss.item(), "pred": pred_loss.item(), "sigreg": reg.item(),
                           **evaluate(model, sampler, eval_index)}
                 model.train()
