@@ -62,6 +62,8 @@ def run(args):
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     if args.init and args.set:
         raise UserError("--init takes the model's sizes from its folder: drop --set")
+    if args.init and args.resume:
+        raise UserError("--init starts a new run from a model folder and --resume continues one: pass only one")
     if args.init:
         config = ModelConfig.load(f"{args.init}/config.json")
     else:

@@ -96,3 +96,13 @@ def test_init_fine_tunes_from_a_model_folder(dataset, tmp_path):
         assert torch.equal(value, dict(after.named_parameters())[name]), name
     assert after.config.action_mean == start.config.action_mean
     assert json.loads((tmp_path / "tuned" / "settings.json").read_text())["init"] == str(base)
+
+
+def test_train_command_refuses_init_with_resume(dataset, tmp_path):
+    from lewm.cli import main
+
+    run = tmp_path / "run"
+    base = train(dataset, run, preset("tiny"), TrainSettings(steps=2, batch_size=4, warmup=1), log=lambda line: None)
+    # a run that could be resumed and a folder that could be fine-tuned: asking for both is refused, not guessed
+    assert main(["train", "--data", str(dataset), "--run", str(run), "--init", str(base), "--resume",
+                 "--steps", "2", "--batch-size", "4"]) == 2
