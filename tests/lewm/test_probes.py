@@ -116,6 +116,25 @@ def test_physics(model, episodes):
     assert set(result["r2"]) == {"agent_xy", "block_xy", "block_angle"}
     assert_finite(list(result["r2"].values()) + list(result["r2_per_column"].values()))
     assert result["test_points"] == 2 * 21 and np.isfinite(result["angle_error_deg"])
+    assert np.isfinite(result["block_centre_r2"])
+    by_step = result["block_error_by_step"]
+    assert list(by_step) == ["0-9", "10-29"]  # 21 frames per episode: the 30+ group is empty
+    assert by_step["0-9"]["frame_share"] == pytest.approx(10 / 21)
+    for share in ("frame_share", "squared_error_share"):
+        assert sum(g[share] for g in by_step.values()) == pytest.approx(1)
+
+
+def test_t_centre_is_the_outline_centroid():
+    from lewm.probes.physics import t_centre
+    from scenes.pusht import t_polygon
+
+    rng = np.random.default_rng(0)
+    states = np.zeros((5, 7))
+    states[:, 2:4] = rng.uniform(100, 400, (5, 2))
+    states[:, 4] = rng.uniform(0, 2 * np.pi, 5)
+    expected = [t_polygon(*s[2:5]).centroid.coords[0] for s in states]
+    np.testing.assert_allclose(t_centre(states), expected, atol=1e-9)
+    assert np.hypot(*(t_centre(states) - states[:, 2:4]).T) == pytest.approx(np.full(5, 40.714), abs=1e-3)
 
 
 def test_dataset_episodes(tmp_path, episodes):
