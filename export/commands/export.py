@@ -64,5 +64,11 @@ def run(args: argparse.Namespace) -> int:
             g = section[precision]["agreement_with_fp32"]
             print(f"wrote {section[precision]['encoder']} and {section[precision]['predictor']}; {precision} vs fp32 "
                   f"cosine on {g['measured_on']}: mean {g['mean_cos']:.5f}, min {g['min_cos']:.5f} "
-                  f"(target {g['target']})")
+                  f"(target {g['target']}){_kept_note(section[precision])}")
     return 0
+
+
+def _kept_note(entry: dict) -> str:
+    kept = entry.get("kept_fp32", {})
+    named = [f"{graph} {', '.join(kept[graph])}" for graph in ("encoder", "predictor") if kept.get(graph)]
+    return f"; weight products kept in fp32: {'; '.join(named)}" if named else ""

@@ -114,6 +114,27 @@ def test_int8_agreement(exported_tiny, copy_folder):
     assert again["min_cos"] > 0.99
 
 
+def test_int8_keeps_the_most_sensitive_products_in_fp32_when_short_of_the_target(exported_tiny, copy_folder):
+    import onnx
+    from export.quantize import MAX_KEPT_FP32, precision_agreement, quantize_model_folder
+
+    folder = copy_folder(exported_tiny)
+    fully = quantize_model_folder(folder, target=0.0)["int8"]
+    assert fully["kept_fp32"]["encoder"] == fully["kept_fp32"]["predictor"] == []
+    with pytest.warns(RuntimeWarning, match="min cosine"):  # no file short of fp32 itself reaches cosine 1
+        section = quantize_model_folder(folder, target=1.0)["int8"]
+    kept = section["kept_fp32"]["encoder"]
+    assert len(kept) == MAX_KEPT_FP32 and len(set(kept)) == MAX_KEPT_FP32
+    graph = onnx.load(str(folder / "encoder.int8.onnx")).graph
+    float_weights = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    left = {n.name: n for n in graph.node}
+    assert all(left[name].op_type == "MatMul" and float_weights & set(left[name].input) for name in kept)
+    recorded = json.loads((folder / "config.json").read_text())["onnx"]["int8"]
+    assert recorded["kept_fp32"]["encoder"] == kept and recorded["agreement_with_fp32"]["target"] == 1.0
+    closer = precision_agreement(folder, "int8")
+    assert closer["encode_min_cos"] > fully["agreement_with_fp32"]["encode_min_cos"]
+
+
 def test_fp16_files_run_and_agree_with_fp32(exported_tiny, copy_folder):
     from export.quantize import convert_fp16_model_folder, fp16_available
 
