@@ -117,6 +117,11 @@ def test_physics(model, episodes):
     assert_finite(list(result["r2"].values()) + list(result["r2_per_column"].values()))
     assert result["test_points"] == 2 * 21 and np.isfinite(result["angle_error_deg"])
     assert np.isfinite(result["block_centre_r2"])
+    curve = result["fit_curve"]
+    counts = [point["train_episodes"] for point in curve]
+    assert counts == sorted(set(counts)) and counts[-1] == len(episodes) and counts[0] == max(1, len(episodes) // 4)
+    assert curve[-1]["r2"] == pytest.approx(result["r2"])  # the last point is the probe itself
+    assert curve[0]["r2"] != pytest.approx(result["r2"])  # fewer episodes, another fit
     by_step = result["block_error_by_step"]
     assert list(by_step) == ["0-9", "10-29"]  # 21 frames per episode: the 30+ group is empty
     assert by_step["0-9"]["frame_share"] == pytest.approx(10 / 21)
