@@ -14,9 +14,10 @@ HELP = "export a model folder to ONNX (encoder.onnx, predictor.onnx), verified a
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model folder to export (written into it)")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset")
-    parser.add_argument("--int8", action="store_true", help="also write encoder.int8.onnx / predictor.int8.onnx (dynamic int8 for the CPU; "
-                        "where a graph's agreement with fp32 falls below 0.999, its most sensitive weight products "
-                        "stay fp32, at most 4, and the output names them)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write encoder.int8.onnx / predictor.int8.onnx (dynamic int8 for the CPU; where a "
+                        "graph's agreement with fp32 falls below 0.999, its most sensitive weight products stay "
+                        "fp32, at most 4, and the output names them)")
     parser.add_argument("--fp16", action="store_true",
                         help="also write encoder.fp16.onnx / predictor.fp16.onnx (needs onnxconverter-common)")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch check")

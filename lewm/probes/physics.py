@@ -132,11 +132,13 @@ def run_physics(model, train_episodes: list, test_episodes: list, out: str | Pat
 
     columns = [c for names, _ in TARGETS.values() for c in names]
     per_column = r2_score(y_test, predicted, multioutput="raw_values")
+    r2 = r2_by_group(y_test, predicted)
     fit_curve = []
-    for count in sorted({max(1, len(train_episodes) // 4), max(1, len(train_episodes) // 2), len(train_episodes)}):
+    for count in sorted({max(1, len(train_episodes) // 4), max(1, len(train_episodes) // 2)} - {len(train_episodes)}):
         first = groups < count  # groups numbers the training frames by episode
         partial = ridge(alpha).fit(x_train[first], y_train[first]).predict(x_test)
         fit_curve.append({"train_episodes": count, "r2": r2_by_group(y_test, partial)})
+    fit_curve.append({"train_episodes": len(train_episodes), "r2": r2})  # the probe itself
     true_angle = np.arctan2(y_test[:, 4], y_test[:, 5])
     angle_gap = np.angle(np.exp(1j * (np.arctan2(predicted[:, 4], predicted[:, 5]) - true_angle)))
     result = {
@@ -147,7 +149,7 @@ def run_physics(model, train_episodes: list, test_episodes: list, out: str | Pat
         "test_episodes": len(test_episodes),
         "train_points": int(len(z_train)),
         "test_points": int(len(z_test)),
-        "r2": r2_by_group(y_test, predicted),
+        "r2": r2,
         "r2_per_column": dict(zip(columns, per_column)),
         "alpha": alpha,
         "alphas": list(ALPHAS),
