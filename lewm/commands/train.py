@@ -15,6 +15,8 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=64, help="clips per batch")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW, warm-up then cosine)")
     p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--sigreg-weight", type=float, default=None, metavar="LAMBDA",
+                   help="weight of SIGReg in the loss (default: the paper's 0.09)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
@@ -71,6 +73,8 @@ def run(args):
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                              seed=args.seed, checkpoint_every=args.checkpoint_every,
                              time_budget_minutes=args.time_budget, schedule=args.schedule)
+    if args.sigreg_weight is not None:
+        settings.sigreg_weight = args.sigreg_weight
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     print(f"training on {device}")
     checkpoint = train(args.data, args.run, config, settings, resume=args.resume, init=args.init,

@@ -106,3 +106,14 @@ def test_train_command_refuses_init_with_resume(dataset, tmp_path):
     # a run that could be resumed and a folder that could be fine-tuned: asking for both is refused, not guessed
     assert main(["train", "--data", str(dataset), "--run", str(run), "--init", str(base), "--resume",
                  "--steps", "2", "--batch-size", "4"]) == 2
+
+
+def test_train_command_sets_the_sigreg_weight(dataset, tmp_path):
+    from lewm.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(dataset), "--run", str(run), "--preset", "tiny", "--steps", "2",
+                 "--batch-size", "4", "--warmup", "1", "--checkpoint-every", "2", "--sigreg-weight", "0.5"]) == 0
+    assert json.loads((run / "settings.json").read_text())["sigreg_weight"] == 0.5
+    last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert last["loss"] == pytest.approx(last["pred"] + 0.5 * last["sigreg"], rel=1e-5)
