@@ -29,6 +29,9 @@ DEFINITIONS = {
     "r2": "coefficient of determination on the test episodes per target group (uniform average of its columns; "
           "1 = perfect, 0 = no better than the test mean)",
     "r2_per_column": "the same per column",
+    "r2_interval": "a 95% interval for r2 over the choice of test episodes: the 2.5th and 97.5th percentiles of r2 "
+                   "over 1000 resamples of whole test episodes drawn with replacement (the probe itself is not "
+                   "refitted)",
     "angle_error_deg": "median absolute angle between the true block angle and atan2 of the predicted (sin, cos)",
     "block_centre_r2": "a diagnostic beside r2's block_xy: R^2 of the same probe (same scaling and alpha) fitted to "
                        "the T's area centroid instead of block xy; block xy is the body origin, the middle of the "
@@ -41,6 +44,7 @@ DEFINITIONS = {
                            "group's share of the frames, the mean distance between true and predicted block xy (world "
                            "px, the world is 512 px wide), and the group's share of the block xy squared error",
 }
+BOOTSTRAP_RESAMPLES = 1000
 STEP_GROUPS = (0, 10, 30)  # block_error_by_step groups: steps 0-9 (the reset pose), 10-29, 30 onwards
 
 
@@ -67,6 +71,17 @@ def r2_by_group(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
         groups[group] = float(np.mean(per_column[at:at + len(names)]))
         at += len(names)
     return groups
+
+
+def r2_interval(true: np.ndarray, predicted: np.ndarray, episode: np.ndarray, seed: int = 0) -> dict[str, list]:
+    """Per target group, the 95% bootstrap interval of its R^2 over the test episodes (see DEFINITIONS)."""
+    rng = np.random.default_rng(seed)
+    rows = [np.flatnonzero(episode == e) for e in np.unique(episode)]
+    draws = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        chosen = np.concatenate([rows[i] for i in rng.integers(0, len(rows), len(rows))])
+        draws.append(r2_by_group(true[chosen], predicted[chosen]))
+    return {group: np.percentile([d[group] for d in draws], [2.5, 97.5]).tolist() for group in TARGETS}
 
 
 def block_error_by_step(true: np.ndarray, predicted: np.ndarray, steps: np.ndarray) -> dict:
@@ -118,7 +133,7 @@ def run_physics(model, train_episodes: list, test_episodes: list, out: str | Pat
                 np.concatenate([np.arange(len(zi)) for zi in z]))
 
     z_train, states_train, groups, _ = embed(train_episodes, "train")
-    z_test, states_test, _, test_steps = embed(test_episodes, "test")
+    z_test, states_test, test_episode, test_steps = embed(test_episodes, "test")
     y_train, y_test = targets_of(states_train), targets_of(states_test)
     scaler = StandardScaler().fit(z_train)
     x_train, x_test = scaler.transform(z_train), scaler.transform(z_test)
@@ -151,6 +166,7 @@ def run_physics(model, train_episodes: list, test_episodes: list, out: str | Pat
         "test_points": int(len(z_test)),
         "r2": r2,
         "r2_per_column": dict(zip(columns, per_column)),
+        "r2_interval": r2_interval(y_test, predicted, test_episode),
         "alpha": alpha,
         "alphas": list(ALPHAS),
         "cv_r2": list(cv_r2.values()),
@@ -186,4 +202,4 @@ def physics_figure(true: np.ndarray, predicted: np.ndarray, columns: list[str], 
 
 
 def headline(result: dict) -> dict:
-    return {key: result[key] for key in ("r2", "angle_error_deg", "block_centre_r2", "fit_curve")}
+    return {key: result[key] for key in ("r2", "r2_interval", "angle_error_deg", "block_centre_r2", "fit_curve")}

@@ -116,6 +116,7 @@ def test_physics(model, episodes):
     assert set(result["r2"]) == {"agent_xy", "block_xy", "block_angle"}
     assert_finite(list(result["r2"].values()) + list(result["r2_per_column"].values()))
     assert result["test_points"] == 2 * 21 and np.isfinite(result["angle_error_deg"])
+    assert set(result["r2_interval"]) == set(result["r2"])
     assert np.isfinite(result["block_centre_r2"])
     curve = result["fit_curve"]
     counts = [point["train_episodes"] for point in curve]
@@ -127,6 +128,26 @@ def test_physics(model, episodes):
     assert by_step["0-9"]["frame_share"] == pytest.approx(10 / 21)
     for share in ("frame_share", "squared_error_share"):
         assert sum(g[share] for g in by_step.values()) == pytest.approx(1)
+
+
+def test_r2_interval_resamples_whole_episodes():
+    from lewm.probes.physics import r2_by_group, r2_interval
+
+    rng = np.random.default_rng(0)
+    episodes, length = 10, 100
+    true = rng.normal(size=(episodes * length, 6))
+    error_scale = rng.uniform(0.1, 2, (episodes, 1)).repeat(length, 0)  # some episodes are read far worse
+    predicted = true + rng.normal(size=true.shape) * error_scale
+    episode = np.arange(episodes).repeat(length)
+    by_episode = r2_interval(true, predicted, episode)
+    assert by_episode == r2_interval(true, predicted, episode)  # seeded
+    by_frame = r2_interval(true, predicted, np.arange(len(true)))  # as if every frame were its own episode
+    for group, r2 in r2_by_group(true, predicted).items():
+        assert by_episode[group][0] < r2 < by_episode[group][1]
+        # which episodes happen to be tested matters far more than which frames
+        assert np.diff(by_episode[group]) > 2 * np.diff(by_frame[group])
+    single = r2_interval(true[:length], predicted[:length], episode[:length])  # one episode: nothing to resample
+    assert all(low == high for low, high in single.values())
 
 
 def test_t_centre_is_the_outline_centroid():
