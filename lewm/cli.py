@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "export": "export.commands.export",
     "bench": "export.commands.bench",
     "monitor": "monitor.commands",
+    "plan": "lewm.commands.plan",
 }
 
 
