@@ -65,7 +65,6 @@ class Outcome:
     success: bool
     steps: int | None  # env steps until the goal was first reached
     final: np.ndarray  # (7,) state at the end of the budget (or at success)
-    final_frame: np.ndarray | None = None
     plans: list[Plan] = field(default_factory=list)
 
 
@@ -106,8 +105,8 @@ def play(trial: Trial, image_size: int, act, budget: int = BUDGET) -> Outcome:
     for k in range(budget):
         frame, _, _, _, info = env.step(np.clip(act(k, frame), -1.0, 1.0))
         if reached(info["state"], trial.goal):
-            return Outcome(True, k + 1, info["state"], frame)
-    return Outcome(False, None, info["state"], frame)
+            return Outcome(True, k + 1, info["state"])
+    return Outcome(False, None, info["state"])
 
 
 def plan_trial(model, trial: Trial, settings: CEMSettings, rng: np.random.Generator, budget: int = BUDGET
@@ -211,21 +210,22 @@ def versions(model) -> dict:
     return out
 
 
-def plot(summary: dict, trials: list[Trial], outcomes: dict[str, list[Outcome]], image_size: int, path,
-         examples: int = 3) -> None:
+def plot(summary: dict, image_size: int, path, examples: int = 3) -> None:
     """Success per method with its interval; elite cost per CEM iteration; start / goal / final frames of a few
-    trials (the model's run)."""
+    trials (the model's run). Drawn from summarise()'s numbers alone (so from a plan.json too)."""
     from lewm.probes.common import new_figure, save_figure
     from scenes.render import draw_state
 
+    trials = summary["trials"]
     examples = min(examples, len(trials))
     fig = new_figure(figsize=(12, 4 + 2.2 * examples))
-    grid = fig.add_gridspec(1 + examples, 6, height_ratios=[1.6] + [1] * examples)
+    grid = fig.add_gridspec(1 + examples, 6, height_ratios=[1.6] + [1] * examples, hspace=0.45, wspace=0.9)
     ax = fig.add_subplot(grid[0, :3])
     rates = summary["success"]
     names = list(rates)
     values = [rates[m]["success_rate"] for m in names]
     err = np.array([[v - rates[m]["interval_95"][0], rates[m]["interval_95"][1] - v] for m, v in zip(names, values)])
+    err = np.maximum(err, 0.0)  # an interval's end can sit a rounding error inside its rate
     ax.bar(names, values, yerr=err.T, capsize=4, color=["tab:blue", "tab:gray", "tab:gray", "tab:green"][:len(names)])
     ax.set_ylim(0, 1)
     ax.set_ylabel("success rate (95% Wilson interval)")
@@ -241,12 +241,12 @@ def plot(summary: dict, trials: list[Trial], outcomes: dict[str, list[Outcome]],
     ax.set_ylabel("elite cost (squared L2 to goal)")
     ax.set_title(f"plan time p50 {summary['plan_time_s']['p50'] or 0:.2f} s")
     for row, i in enumerate(np.linspace(0, len(trials) - 1, examples).astype(int) if examples else []):
-        trial, o = trials[i], outcomes["model"][i]
-        frames = (("start", draw_state(trial.start, image_size)), ("goal", draw_state(trial.goal, image_size)),
-                  ("model: " + ("reached" if o.success else "final"), o.final_frame))
-        for col, (title, frame) in enumerate(frames):
+        trial = trials[i]
+        states = (("start", trial["start"]), ("goal", trial["goal"]),
+                  ("model: " + ("reached" if trial["model"]["success"] else "final"), trial["model"]["final"]))
+        for col, (title, state) in enumerate(states):
             ax = fig.add_subplot(grid[1 + row, 2 * col:2 * col + 2])
-            ax.imshow(frame)
-            ax.set_title(f"trial {trial.index} {title}", fontsize=9)
+            ax.imshow(draw_state(np.asarray(state, np.float64), image_size))
+            ax.set_title(f"trial {trial['trial']} {title}", fontsize=9)
             ax.axis("off")
     save_figure(fig, path)

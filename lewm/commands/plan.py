@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": time.perf_counter() - start, **summary,
     }
     write_json(out / "plan.json", report)
-    plot(summary, trials, outcomes, model.image_size, out / "plan.png")
+    plot(report, model.image_size, out / "plan.png")
     headline = {m: f"{r['success_rate']:.0%} [{r['interval_95'][0]:.0%}, {r['interval_95'][1]:.0%}]"
                 for m, r in summary["success"].items()}
     print(json.dumps(jsonable({"success": headline, "plan_time_s": summary["plan_time_s"]}), indent=2))
