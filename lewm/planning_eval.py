@@ -15,7 +15,6 @@ the episode's end: the protocol's upper bound).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np

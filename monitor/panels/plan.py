@@ -10,8 +10,8 @@ from monitor.panels import style
 from monitor.plan_mode import PlanView
 from scenes.pusht import WORLD_SIZE
 
-SAMPLE = (120, 130, 160, 60)
-ELITE = (255, 140, 0, 200)
+SAMPLE = (120, 130, 160, 50)
+ELITE = (255, 140, 0, 190)
 CHOSEN = (200, 0, 120)
 GOAL = (20, 150, 60)
 THUMB = 112
@@ -45,7 +45,7 @@ class PlanOverlay:
             for path in view.paths:
                 pygame.draw.lines(lines, SAMPLE, False, self._px(path), 1)
             for i in view.elites if view.elites is not None else ():
-                pygame.draw.lines(lines, ELITE, False, self._px(view.paths[i]), 2)
+                pygame.draw.lines(lines, ELITE, False, self._px(view.paths[i]), 1)
         surface.blit(lines, self.image)
         if view.chosen is not None:
             pts = [(x + self.image.x, y + self.image.y) for x, y in self._px(view.chosen)]
