@@ -6,6 +6,11 @@ protocol (pairwise accuracy and AUROC of the window's max and mean surprise), wi
 
 Both twins replay the clean episode's recorded actions, so the agent takes the same path in both and only the world
 differs: an expert reacting to the event would change the actions, and part of the surprise with them.
+
+The window. Surprise exists at every env frame: frame t is predicted from frames t - 5, t - 10, t - 15 (frameskip 5,
+history 3). With the event first shown at frame e, frames e .. e + 4 are predicted from contexts that end before the
+event (the pure violation), and frames e + 5 .. e + 9 from contexts whose newest frame already shows it. The window is
+those two model steps, env frames e .. e + 9; the curves show two model steps before and four after.
 """
 from __future__ import annotations
 
@@ -31,8 +36,8 @@ STATISTICS = ("max", "mean")
 
 DEFINITIONS = {
     "twins": "per episode and event type: the clean twin and the event twin, both replaying the episode's recorded "
-             "actions from its first state (the clean twin is the episode itself, bit for bit); identical up to "
-             "frame e - 1",
+             "actions from its first state (for an episode this simulator played, the clean twin is the episode "
+             "itself, bit for bit); identical up to frame e - 1",
     "event_step": "env step e at which the event is applied, before that step's physics: frame e is the first to "
                   "show it. Drawn uniformly from [frameskip * history, T - window length] so the window lies in the "
                   "episode and its first frame has a full real context; redrawn (with its magnitudes, up to 1000 "
@@ -172,14 +177,14 @@ def scores_summary(event: dict, clean: dict) -> dict:
     return out
 
 
-def run_voe(model, episodes: list, seed: int, out: str | Path | None = None, window_steps: int = WINDOW_STEPS) -> dict:
+def run_voe(model, episodes: list, seed: int, out: str | Path | None = None) -> dict:
     """Episodes with states and recorded actions (e.g. held-out expert episodes); `seed` seeds the event draws
     (episode i, event type k: numpy generator [seed + i, k]). JSON-ready results; with `out` (a folder), also
     writes voe.json and voe.png."""
     from tqdm import tqdm
 
     fs, size = model.frameskip, model.image_size
-    window = window_steps * fs
+    window = WINDOW_STEPS * fs
     before, after = CURVE_STEPS[0] * fs, max(CURVE_STEPS[1] * fs, window - 1)
     offsets = np.arange(-before, after + 1)
     first = fs * model.history
