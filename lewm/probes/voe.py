@@ -261,8 +261,8 @@ COLOURS = {"event": "tab:red", "clean": "tab:blue"}
 def voe_figure(result: dict, examples: dict, frameskip: int):
     """Per event type: the first episode's clean and event frames at the event, and the surprise curves aligned on
     the event (mean with a +- 1 std band, the window shaded); below, AUROC and pairwise accuracy per type."""
-    fig = new_figure(figsize=(4 * len(EVENTS), 10))
-    grid = fig.add_gridspec(3, len(EVENTS), height_ratios=[1.3, 2, 1.6], hspace=0.35)
+    fig = new_figure(figsize=(4 * len(EVENTS), 9))
+    grid = fig.add_gridspec(3, len(EVENTS), height_ratios=[1, 2, 1.6], hspace=0.45)
     offsets = np.asarray(result["offsets"])
     lo, hi = result["window"]
     for j, kind in enumerate(EVENTS):
