@@ -292,7 +292,8 @@ class MonitorApp:
         step = self.sim.env_step
         speed = "max" if self.speed == float("inf") else f"x{self.speed:g}"
         p50 = self.data.latency_p50() * 1000
-        fields = [(f"{self.fps:.0f} fps", style.TEXT), (f"env {step}  model {step // fs}", style.TEXT),
+        fields = [(f"{self.fps:.0f} fps", style.TEXT)] if not self.options.headless else []  # a video's own rate
+        fields += [(f"env {step}  model {step // fs}", style.TEXT),
                   (f"latency p50 {p50:.1f} ms", style.TEXT), (self.engine.provider.replace("ExecutionProvider", ""),
                                                               style.TEXT),
                   (f"mode {self.sim.mode}", style.TEXT), (f"actions {self.active_stream}",
@@ -300,9 +301,10 @@ class MonitorApp:
                   (f"speed {speed}" + ("  PAUSED" if self.paused else ""), style.TEXT),
                   (f"next artifact {self.sim.kind} {controls.COLOR_NAMES[self.sim.color_index]}", style.TEXT),
                   (f"dropped {self.worker.dropped}", style.SPIKE if self.worker.dropped else style.TEXT)]
-        if self.recorder is not None:
+        if self.recorder is not None and not self.options.headless:  # headless, the video is the run itself
             fields.append(("REC", style.SPIKE))
-        fields.append(("H: help", style.DIM))
+        if not self.options.headless:
+            fields.append(("H: help", style.DIM))
         return fields
 
     # ---------------------------------------------------------------- recording
