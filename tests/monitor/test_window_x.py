@@ -95,6 +95,17 @@ class Driver:
             time.sleep(0.1)
         raise AssertionError(f"the session log did not reach {n} rows in {timeout} s")
 
+    def until(self, check, what: str, timeout: float = 30.0):
+        """Poll `check()` until it returns a true value, which is returned; fail saying `what` otherwise."""
+        end = time.time() + timeout
+        while time.time() < end:
+            assert self.proc.poll() is None, self.proc.communicate()[1]
+            value = check()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"{what} (waited {timeout:.0f} s)")
+
     def press(self, key: str) -> None:
         self.xdotool("key", "--clearmodifiers", key)
 
@@ -113,6 +124,14 @@ def overlay_box(shot: np.ndarray) -> tuple[int, int, int, int] | None:
     if not len(cols) or not len(rows):
         return None
     return cols[0], cols[-1], rows[0], rows[-1]
+
+
+def readable_frames(path) -> int:
+    """Frames of a finalised video; 0 while it is not (ffmpeg cannot open an mp4 before its index is written)."""
+    try:
+        return count_frames(path)
+    except OSError:
+        return 0
 
 
 def block_jumps(rows: list[dict]) -> list[int]:
@@ -145,24 +164,29 @@ def test_the_window_does_what_a_person_asks(display, tiny_model, reference_sizes
         # H: the help overlay appears, whole, inside the window; H again hides it
         assert overlay_box(app.screenshot("before-help")) is None
         app.press("h")
-        time.sleep(0.5)
-        shot = app.screenshot("help")
-        box = overlay_box(shot)
-        assert box is not None, "H did not show the help overlay"
-        x0, x1, y0, y1 = box
+        def overlay_shown():
+            shot = app.screenshot("help")
+            box = overlay_box(shot)
+            return box and (box, shot)
+
+        (x0, x1, y0, y1), shot = app.until(overlay_shown, "H showed no help overlay")
         assert 0 < x0 and x1 < WINDOW[0] - 1 and 0 < y0 and y1 < WINDOW[1] - 1
         inside = shot[x0:x1 + 1, y0:y1 + 1]
         assert (inside.max(axis=2) > 150).any(), "the overlay shows no text"
         assert (inside[-8:].max(axis=2) < 80).all(), "text runs into the overlay's right edge (cut)"
         app.press("h")
-        time.sleep(0.5)
-        assert overlay_box(app.screenshot("after-help")) is None
+        app.until(lambda: overlay_box(app.screenshot("after-help")) is None, "H again did not hide the help")
 
         # Space: the env steps stop; Space again: they go on
         app.press("space")
-        time.sleep(1.0)  # the step in flight lands
-        paused = len(app.rows())
-        time.sleep(1.5)
+
+        def settled():
+            n = len(app.rows())
+            time.sleep(2.0)
+            return n if len(app.rows()) == n else None
+
+        paused = app.until(settled, "env steps went on after Space")
+        time.sleep(2.0)
         assert len(app.rows()) == paused, "env steps went on while paused"
         app.press("space")
         app.wait_rows(paused + 5)
@@ -172,33 +196,32 @@ def test_the_window_does_what_a_person_asks(display, tiny_model, reference_sizes
         app.xdotool("mousemove", "--window", app.window, *map(str, start), "mousedown", "1",
                     "mousemove", "--window", app.window, "240", "210",
                     "mousemove", "--window", app.window, *map(str, end), "mouseup", "1")
-        n = len(app.rows())
-        rows = app.wait_rows(n + 5)
-        placed = rows[-1]["artifacts"]
-        assert len(placed) == 1 and placed[0]["kind"] == "square"
-        np.testing.assert_allclose([placed[0]["x"], placed[0]["y"]], SCENE.to_reference(end), atol=1.0)
+        want = SCENE.to_reference(end)
+
+        def placed_at_end():
+            drawn = app.rows()[-1]["artifacts"]
+            return drawn and np.hypot(drawn[-1]["x"] - want[0], drawn[-1]["y"] - want[1]) <= 1.0 and drawn
+
+        drawn = app.until(placed_at_end, "no artifact was logged where the drag ended")
+        assert len(drawn) == 1 and drawn[0]["kind"] == "square"
 
         # B: the block jumps (a teleport), which no push does in one step
-        assert block_jumps(rows) == []
+        assert block_jumps(app.rows()) == []
         app.press("b")
-        rows = app.wait_rows(len(rows) + 5)
-        assert len(block_jumps(rows)) == 1
+        assert len(app.until(lambda: block_jumps(app.rows()), "B did not teleport the block")) == 1
 
         # A: the action stream the forecasts follow switches from real to shuffled
-        assert {r.get("active_stream") for r in rows if not r["dropped"]} == {"real"}
+        assert {r.get("active_stream") for r in app.rows() if not r["dropped"]} == {"real"}
         app.press("a")
-        n = len(rows)
-        rows = app.wait_rows(n + 15)
-        assert rows[-1]["active_stream"] == "shuffled"
+        app.until(lambda: app.rows()[-1].get("active_stream") == "shuffled", "A did not switch to shuffled")
 
         # R: a recording starts; R again finalises it (a readable mp4 with frames)
         app.press("r")
-        time.sleep(1.5)
-        videos = json.loads((app.folder / "session.json").read_text())["videos"]
+        videos = app.until(lambda: json.loads((app.folder / "session.json").read_text())["videos"],
+                           "R started no recording")
         assert [Path(v).name for v in videos] == ["recording-1.mp4"]
         app.press("r")
-        time.sleep(1.0)
-        assert count_frames(videos[0]) > 0
+        app.until(lambda: readable_frames(videos[0]), "R again did not finalise the recording")
 
         # Esc: exit 0, the session finalised (whole log lines, the paths printed)
         app.press("Escape")
