@@ -65,7 +65,7 @@ class SurprisePanel:
         for seconds in range(0, span // STEPS_PER_SECOND + 1, TICK_SECONDS):
             x = plot.right - plot.w * seconds * STEPS_PER_SECOND / (span - 1)
             label, anchor = ("now", "topright") if seconds == 0 else (f"-{seconds} s", "midtop")
-            if x >= plot.x:
+            if x >= plot.x - 2:  # the oldest tick may sit a pixel left of the first step
                 pygame.draw.line(surface, style.BORDER, (x, plot.bottom), (x, plot.bottom + 3))
                 style.text(surface, label, (x, plot.bottom + 3), 15, style.DIM, anchor)
 
