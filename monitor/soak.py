@@ -65,7 +65,9 @@ def cpu_seconds(children: bool = False) -> float:
     return t.children_user + t.children_system if children else t.user + t.system
 
 
-def soak(model: str, steps: int, warmup: int, scene: str, sessions: str) -> dict:
+def soak(model: str, steps: int, warmup: int, scene: str, sessions: str, reference: tuple[int, int] = (10, 150)
+         ) -> dict:
+    """Run and measure; `reference`: (episodes, env steps) of the reference bank, the monitor's by default."""
     from tqdm import tqdm
 
     from monitor.app import MonitorApp, Options, init_pygame
@@ -74,7 +76,7 @@ def soak(model: str, steps: int, warmup: int, scene: str, sessions: str) -> dict
 
     init_pygame(True)
     engine = load_engine(model, None, "fp32")
-    bank, _ = load_or_build(engine)
+    bank, _ = load_or_build(engine, *reference)
     app = MonitorApp(engine, bank, Options(scene=scene, headless=True, lockstep=True, sessions=sessions))
     chunk = 100
     done, rss = 0, []  # rss: samples after the warm-up
