@@ -45,15 +45,16 @@ def test_help_overlay_fits_the_window_with_its_text_inside():
 def display():
     """A fresh Xvfb server; its display name (":N", chosen by the server)."""
     read_end, write_end = os.pipe()
-    server = subprocess.Popen([XVFB, "-displayfd", str(write_end), "-screen", "0", "1280x720x24", "-noreset", "-nolisten",
-                               "tcp"], pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([XVFB, "-displayfd", str(write_end), "-screen", "0", "1280x720x24", "-noreset",
+                               "-nolisten", "tcp"], pass_fds=(write_end,), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     os.close(write_end)
     try:
         ready, _, _ = select.select([read_end], [], [], 20)
         assert ready, "Xvfb did not start"
         name = ":" + os.read(read_end, 32).decode().strip()
         env = dict(os.environ, DISPLAY=name)
-        for _ in range(100):  # the server names its display a moment before it accepts clients
+        for _ in range(100):  # until it accepts clients
             if subprocess.run([XDOTOOL, "getdisplaygeometry"], env=env, capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
