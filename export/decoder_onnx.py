@@ -129,12 +129,11 @@ def reduce_decoder(folder: str | Path, precision: str) -> dict[str, Any]:
 def _agreement(folder: Path, source: Path, target: Path) -> dict[str, Any]:
     import onnxruntime as ort
 
-    from export.engine import decoded_to_uint8
-    from lewm.decoder_pixels import psnr
+    from lewm.decoder_pixels import psnr, to_uint8
 
     config = ModelConfig.load(folder / CONFIG)
     z = np.random.default_rng(CHECK_SEED).standard_normal((CHECK_LATENTS, config.latent_dim)).astype(np.float32)
-    frames = [decoded_to_uint8(ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"z": z})[0])
+    frames = [to_uint8(ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"z": z})[0])
               for p in (source, target)]
     values = psnr(frames[1], frames[0])
     return {"psnr_db_mean": float(values.mean()), "psnr_db_min": float(values.min()),

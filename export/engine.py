@@ -24,6 +24,7 @@ from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_I
                           PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, WEIGHTS_KEY, baked_config, decoder_onnx_file, onnx_files,
                           sha256_file)
 from lewm.config import ModelConfig
+from lewm.decoder_pixels import to_uint8
 from scenes.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class OnnxEngine:
         z = np.ascontiguousarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"decode takes latents (N, {self.latent_dim}); got {z.shape}")
-        return decoded_to_uint8(self._run(self._decoder, DECODER_OUTPUTS[0], {DECODER_INPUTS[0]: z}))
+        return to_uint8(self._run(self._decoder, DECODER_OUTPUTS[0], {DECODER_INPUTS[0]: z}))
 
     def _run(self, session: ort.InferenceSession, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if not self._bind:
@@ -139,11 +140,6 @@ class OnnxEngine:
         binding.bind_output(output, "cuda")
         session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
-
-
-def decoded_to_uint8(frames: np.ndarray) -> np.ndarray:
-    """The decoder graph's output in [0, 1] -> uint8 frames (rounded)."""
-    return np.clip(np.asarray(frames, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------- sessions

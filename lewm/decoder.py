@@ -4,7 +4,8 @@ LeWM never predicts pixels; the decoder is trained afterwards on the frozen enco
 (lewm/decoder_train.py) and then turns any latent, including the predictor's forecasts, into a picture of what the
 model expects. It never changes the world model.
 
-Architecture: a linear map to a seed_channels x B x B grid (B = image_size halved until it is 8 or less, or odd),
+Architecture: the latent standardised with the training latents' per-dimension mean and std (kept as buffers, so
+the decoder works at any latent scale), a linear map to a seed_channels x B x B grid (B = image_size halved until it is 8 or less, or odd),
 a 3x3 convolution to `width` channels, then one 4x4 stride-2 transposed convolution per doubling (channels halved
 each time, never below min_width) ending in RGB, and a sigmoid. Transposed convolutions, not upsample + 3x3
 convolution: on the CPU they cost about half as much per output pixel (4 taps per input channel instead of 9 at
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 
 from lewm.checkpoint import CONFIG, WEIGHTS, load_state_strict
 from lewm.config import ModelConfig
+from lewm.decoder_pixels import to_uint8
 from scenes.errors import UserError
 
 DECODER_WEIGHTS = "decoder.safetensors"
@@ -86,6 +89,8 @@ class PixelDecoder(nn.Module):
     def __init__(self, config: DecoderConfig):
         super().__init__()
         self.config = config
+        self.register_buffer("z_mean", torch.zeros(config.latent_dim))
+        self.register_buffer("z_std", torch.ones(config.latent_dim))
         base, widths = config.base, config.widths()
         self.fc = nn.Linear(config.latent_dim, config.seed_channels * base * base)
         self.stem = nn.Conv2d(config.seed_channels, widths[0] if widths else 3, 3, padding=1)
@@ -93,10 +98,23 @@ class PixelDecoder(nn.Module):
         self.ups = nn.ModuleList(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
                                  for cin, cout in zip(widths, outs))
 
+    @torch.no_grad()
+    def standardise_with(self, z: Tensor) -> None:
+        """Take the per-dimension mean and std of latents z (N, latent_dim) as the input standardisation."""
+        self.z_mean.copy_(z.mean(0))
+        self.z_std.copy_(z.std(0).clamp_min(1e-6))
+
+    @torch.no_grad()
+    def start_at_colour(self, rgb: Tensor) -> None:
+        """Set the output bias so that an untrained decoder paints the colour rgb (3,) in [0, 1] (the mean frame
+        colour): training then starts from the floor's colour instead of mid-grey."""
+        last = self.ups[-1] if len(self.ups) else self.stem
+        last.bias.copy_(torch.logit(rgb.clamp(0.02, 0.98)))
+
     def forward(self, z: Tensor) -> Tensor:
         """(N, latent_dim) latents -> (N, H, W, 3) frames in [0, 1] (channels last, like the frames encoded)."""
         c = self.config
-        x = self.fc(z).view(-1, c.seed_channels, c.base, c.base)
+        x = self.fc((z - self.z_mean) / self.z_std).view(-1, c.seed_channels, c.base, c.base)
         x = self.stem(x)
         for up in self.ups:
             x = up(torch.relu(x))
@@ -123,6 +141,22 @@ def decoder_loss(pred: Tensor, target: Tensor, background: Tensor, salience_weig
     edge = ((pred.diff(dim=1) - target.diff(dim=1)).abs().mean() + (pred.diff(dim=2) - target.diff(dim=2)).abs().mean())
     loss = pixel + edge_weight * edge
     return loss, {"pixel_l1": float(pixel.detach()), "edge_l1": float(edge.detach())}
+
+
+class TorchDecoder:
+    """decode(z (N, latent_dim)) -> (N, H, W, 3) uint8 frames on numpy arrays: the ONNX engine's third call, in
+    torch (for the probes' torch backend)."""
+
+    def __init__(self, decoder: PixelDecoder):
+        self.decoder = decoder.eval()
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> TorchDecoder:
+        return cls(load_decoder(folder))
+
+    @torch.inference_mode()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        return to_uint8(self.decoder(torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))).numpy())
 
 
 # ---------------------------------------------------------------------- model folder

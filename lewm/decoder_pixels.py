@@ -2,26 +2,37 @@
 
 Positions are read from colour: every pixel takes the nearest colour of the renderer's palette (scenes/render.py),
 and counts as agent or block only when that colour is the agent's or the block's and lies within PALETTE_RADIUS of
-it (so a blurred or blended pixel counts as neither). The agent's and block's positions are the centroids of their
-pixels; the block's orientation is the axis of its pixels' second moments (defined modulo 180 degrees). The
-same reading of the true frames gives the floor of the method, and the true state gives the reference
-(state_positions).
+it (so a blurred or blended pixel counts as neither); a blob over three times the object's area is not read. The
+agent's and block's positions are the centroids of their pixels; the block's orientation is the axis of its
+pixels' second moments (defined modulo 180 degrees). The same reading of the true frames gives the floor of the
+method, and the true state gives the reference (state_positions).
 """
 from __future__ import annotations
 
+import functools
 import math
 
-import cv2
 import numpy as np
 
-from scenes.pusht import T_BOXES, WORLD_SIZE
-from scenes.render import LIGHT_GRAY, LIGHT_GREEN, LIGHT_SLATE_GRAY, ROYAL_BLUE, WHITE, brighten
+from scenes.pusht import AGENT_RADIUS, T_BOXES, WORLD_SIZE
 
-PALETTE = np.array([WHITE, LIGHT_GRAY, LIGHT_GREEN, ROYAL_BLUE, brighten(ROYAL_BLUE), LIGHT_SLATE_GRAY,
-                    brighten(LIGHT_SLATE_GRAY)], np.float32)
 AGENT_COLOURS = (3, 4)
 BLOCK_COLOURS = (5, 6)
 PALETTE_RADIUS = 40.0  # RGB distance within which a pixel takes its nearest palette colour
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """A decoder's output in [0, 1] -> uint8 frames (rounded)."""
+    return np.clip(np.asarray(frames, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=1)
+def palette() -> np.ndarray:
+    """The renderer's colours (7, 3): white, light grey, light green, the agent's two blues, the block's two greys."""
+    from scenes.render import LIGHT_GRAY, LIGHT_GREEN, LIGHT_SLATE_GRAY, ROYAL_BLUE, WHITE, brighten
+
+    return np.array([WHITE, LIGHT_GRAY, LIGHT_GREEN, ROYAL_BLUE, brighten(ROYAL_BLUE), LIGHT_SLATE_GRAY,
+                     brighten(LIGHT_SLATE_GRAY)], np.float32)
 
 
 def psnr(pred: np.ndarray, target: np.ndarray) -> np.ndarray | float:
@@ -39,6 +50,8 @@ def ssim(pred: np.ndarray, target: np.ndarray) -> np.ndarray | float:
     the pixels and the three channels; per frame for (N, H, W, 3), a float for one frame."""
     if pred.ndim == 4:
         return np.array([ssim(p, t) for p, t in zip(pred, target)])
+    import cv2
+
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     x, y = np.asarray(pred, np.float64), np.asarray(target, np.float64)
 
@@ -54,7 +67,7 @@ def ssim(pred: np.ndarray, target: np.ndarray) -> np.ndarray | float:
 def colour_labels(frames: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) uint8 -> (..., H, W) palette index of each pixel, -1 where none is within PALETTE_RADIUS."""
     px = np.asarray(frames, np.float32)[..., None, :]
-    dist = np.linalg.norm(px - PALETTE, axis=-1)
+    dist = np.linalg.norm(px - palette(), axis=-1)
     labels = dist.argmin(-1)
     return np.where(dist.min(-1) <= PALETTE_RADIUS, labels, -1)
 
@@ -64,12 +77,15 @@ def read_positions(frames: np.ndarray) -> dict[str, np.ndarray]:
     at i + 0.5; NaN where no pixel has the colour) and block axis angle (N,) in radians, modulo pi."""
     labels = colour_labels(frames)
     n, h, w = labels.shape
+    scale = (w / WORLD_SIZE) ** 2
+    # a colour blob far larger than the object (a blur or a flat grey picture) is not read as the object
+    largest = {"agent": 3 * math.pi * AGENT_RADIUS ** 2 * scale, "block": 3 * _T_AREA * scale}
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
     out = {"agent": np.full((n, 2), np.nan), "block": np.full((n, 2), np.nan), "block_axis": np.full(n, np.nan)}
     for i in range(n):
         for name, colours in (("agent", AGENT_COLOURS), ("block", BLOCK_COLOURS)):
             mask = np.isin(labels[i], colours)
-            if mask.sum() < 2:
+            if not 2 <= mask.sum() <= largest[name]:
                 continue
             x, y = xs[mask], ys[mask]
             out[name][i] = x.mean(), y.mean()
@@ -84,8 +100,8 @@ def _axis(mu20: float, mu02: float, mu11: float) -> float:
     return (0.5 * math.atan2(2 * mu11, mu20 - mu02)) % math.pi
 
 
-def _t_moments() -> tuple[np.ndarray, np.ndarray]:
-    """The T's area centroid and second central moments (mu20, mu02, mu11) in body coordinates (exact, from its
+def _t_moments() -> tuple[float, np.ndarray, np.ndarray]:
+    """The T's area, centroid and second central moments (mu20, mu02, mu11) in body coordinates (exact, from its
     two boxes, which do not overlap)."""
     area, first, second = 0.0, np.zeros(2), np.zeros(3)
     for box in T_BOXES:
@@ -99,10 +115,10 @@ def _t_moments() -> tuple[np.ndarray, np.ndarray]:
     centroid = first / area
     raw = second / area
     central = raw - np.array([centroid[0] ** 2, centroid[1] ** 2, centroid[0] * centroid[1]])
-    return centroid, central
+    return area, centroid, central
 
 
-_T_CENTROID, _T_CENTRAL = _t_moments()
+_T_AREA, _T_CENTROID, _T_CENTRAL = _t_moments()
 
 
 def state_positions(states: np.ndarray, image_size: int) -> dict[str, np.ndarray]:

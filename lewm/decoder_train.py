@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from lewm.decoder import DecoderConfig, PixelDecoder, decoder_loss, encoder_sha256
-from lewm.decoder_pixels import psnr
+from lewm.decoder_pixels import psnr, to_uint8
 from scenes.errors import UserError
 
 LATENTS = "latents.npz"
@@ -152,6 +152,9 @@ def train_decoder(model_dir: str | Path, data: str | Path, run: str | Path, dcon
     if state is not None:
         decoder.load_state_dict(load_file(str(checkpoint / "decoder.safetensors")))
         optimizer.load_state_dict(state["optimizer"])
+    else:
+        decoder.standardise_with(z[torch.from_numpy(pairs.train_rows)])
+        decoder.start_at_colour(background.mean((0, 1)))
     run.mkdir(parents=True, exist_ok=True)
     (run / "settings.json").write_text(json.dumps({"model": str(model_dir), "dataset": str(data),
                                                    "decoder": dconfig.to_dict(), **asdict(settings)}, indent=2))
@@ -202,7 +205,7 @@ def _checkpoint(run: Path, decoder: PixelDecoder, optimizer, step: int, elapsed_
     decoder.eval()
     with torch.no_grad():
         index = torch.from_numpy(val_rows)
-        pred = (decoder(z[index]) * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+        pred = to_uint8(decoder(z[index]).numpy())
     decoder.train()
     record = {"step": step, "wall_s": round(elapsed_s, 1), "loss": loss, **parts,
               "val_psnr_db": float(psnr(pred, frames[index].numpy()).mean())}

@@ -90,7 +90,8 @@ def _print_decoder(folder) -> None:
         if precision in entry:
             g = entry[precision]["agreement_with_fp32"]
             print(f"wrote {entry[precision]['file']}; {precision} vs fp32 decoded frames: PSNR mean "
-                  f"{g['psnr_db_mean']:.1f} dB, min {g['psnr_db_min']:.1f} dB, max |diff| {g['max_abs_diff_uint8']}/255")
+                  f"{g['psnr_db_mean']:.1f} dB, min {g['psnr_db_min']:.1f} dB, "
+                  f"max |diff| {g['max_abs_diff_uint8']}/255")
 
 
 def _kept_note(entry: dict) -> str:
