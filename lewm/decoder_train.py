@@ -154,7 +154,7 @@ def train_decoder(model_dir: str | Path, data: str | Path, run: str | Path, dcon
         optimizer.load_state_dict(state["optimizer"])
     else:
         decoder.standardise_with(z[torch.from_numpy(pairs.train_rows)])
-        decoder.start_at_colour(background.mean((0, 1)))
+        decoder.start_from(background)
     run.mkdir(parents=True, exist_ok=True)
     (run / "settings.json").write_text(json.dumps({"model": str(model_dir), "dataset": str(data),
                                                    "decoder": dconfig.to_dict(), **asdict(settings)}, indent=2))
@@ -194,8 +194,8 @@ def train_decoder(model_dir: str | Path, data: str | Path, run: str | Path, dcon
     log_file.close()
     facts = {"trained": {"dataset": str(data), "frames": int(len(pairs.train_rows)), "steps": step,
                          "batch_size": settings.batch_size, "minutes": round(record["wall_s"] / 60, 1),
-                         "loss": f"salience-weighted L1 (weight {settings.salience_weight}) + {settings.edge_weight} x "
-                                 "L1 of image gradients",
+                         "loss": f"salience-weighted (weight {settings.salience_weight}) L1 + 4 x squared error, + "
+                                 f"{settings.edge_weight} x L1 of image gradients",
                          "held_out_frames": int(len(val_rows)), "held_out_psnr_db": record["val_psnr_db"]}}
     return decoder.eval(), facts
 

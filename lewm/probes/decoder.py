@@ -21,8 +21,8 @@ EXAMPLES = 3
 DEFINITIONS = {
     "reconstruction": "decode(encode(frame)) vs the frame, on every `stride`-th frame of the episodes: PSNR (dB, "
                       "uint8 range) and SSIM (11 x 11 Gaussian window, sigma 1.5, mean over pixels and channels)",
-    "imagined": "decode(z_hat) of the horizon h forecast (real actions, real context of `history` frames) made at "
-                "every `stride`-th frame, vs the true frame at start + frameskip * h",
+    "imagined": "decode(z_hat) of the horizon h forecast (real actions, from the real context of up to `history` "
+                "frames) made at every `stride`-th frame, vs the true frame at start + frameskip * h",
     "agent_px / block_px": "distance in model pixels between the centroid of the agent's (block's) colour in the "
                            "picture and its true position (agent: state xy; block: the T's area centroid), "
                            "image_size px frames",

@@ -69,7 +69,7 @@ def test_a_few_training_steps_lower_the_loss(make_model):
     target = frames.float() / 255
     background = target.median(0).values
     decoder.standardise_with(z)
-    decoder.start_at_colour(background.mean((0, 1)))
+    decoder.start_from(background)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=3e-2)
     losses = []
     for _ in range(60):
