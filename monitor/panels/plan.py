@@ -14,7 +14,7 @@ SAMPLE = (120, 130, 160, 50)
 ELITE = (255, 140, 0, 190)
 CHOSEN = (200, 0, 120)
 GOAL = (20, 150, 60)
-THUMB = 112
+THUMB = 88
 
 
 class PlanOverlay:
@@ -68,7 +68,7 @@ class PlanOverlay:
 
     def _draw_costs(self, surface: pygame.Surface, view: PlanView) -> None:
         costs = np.asarray(view.costs, np.float64)
-        box = pygame.Rect(self.image.right - 176, self.image.bottom - 84, 170, 78)
+        box = pygame.Rect(self.image.right - 156, self.image.bottom - 74, 150, 68)
         pygame.draw.rect(surface, (255, 255, 255), box)
         pygame.draw.rect(surface, style.BORDER, box, 1)
         style.text(surface, f"elite cost, plan {view.number}", (box.x + 4, box.y + 2), 16)
