@@ -67,12 +67,21 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
 
 
-def init_pygame(headless: bool) -> None:
+def init_pygame(headless: bool) -> bool:
+    """Start pygame's display; returns whether the run is headless: asked to be, or no display could be reached
+    (SDL then falls back to a driver that shows nothing, and a window loop would run unseen and forever)."""
     if headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"
     pygame.display.init()
     pygame.font.init()
+    driver = pygame.display.get_driver()
+    if not headless and driver in ("offscreen", "dummy"):
+        where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "none"
+        print(f"monitor: no display could be opened (DISPLAY={where}; SDL chose its {driver} driver): running "
+              f"headless", file=sys.stderr)
+        return True
+    return headless
 
 
 class MonitorApp:
@@ -85,7 +94,8 @@ class MonitorApp:
         scene = get_scene(options.scene)
         self.scene = scene
         mode = options.mode if options.mode != "replay" or replay is not None else "expert"
-        self.sim = Simulator(scene, engine.image_size, mode=mode, seed=options.seed, replay=replay)
+        self.sim = Simulator(scene, engine.image_size, mode=mode, seed=options.seed, replay=replay,
+                             frameskip=engine.frameskip)
         self.active_stream = "real"
         self.stream = LatentStream(engine, horizon=options.horizon, shuffle_bank=bank.shuffle_bank, seed=STREAM_SEED,
                                    pca=bank.pca, lookahead=LOOKAHEAD, active_stream=self.active_stream)
@@ -190,7 +200,6 @@ class MonitorApp:
     def set_stream(self, name: str) -> None:
         self.active_stream = name
         self.data.active_stream = name
-        self.worker.set_active_stream(name)
 
     # ---------------------------------------------------------------- events
     def handle_event(self, event: pygame.event.Event) -> None:
@@ -240,10 +249,13 @@ class MonitorApp:
         if sim.mode != "replay" and sim.mode != "manual" and sim.env_step >= self.scene.steps:
             sim.reset(sim.seed + 1)  # the episode is over: the next seed
         view = sim.current
+        if view.active_stream is not None and view.active_stream != self.active_stream:
+            self.set_stream(view.active_stream)  # a session replay follows the recorded stream
         action = sim.decide()
         info = {"state": view.state, "action": action, "artifacts": view.artifacts, "block_color": view.block_color,
                 "coverage": view.coverage, "mode": sim.mode, "seed": sim.seed}
-        self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start, info))
+        self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start,
+                                     self.active_stream, view.dropped, info))
         self.seq += 1
         if sim.finished:
             self.paused = True
@@ -266,7 +278,7 @@ class MonitorApp:
         if r.record is not None:
             rec = r.record
             row.update(stream_step=r.stream_step, surprise=rec.surprise, forecast_error=rec.forecast_error,
-                       copy_last_error=rec.copy_last_error, pca=rec.pca, active_stream=self.active_stream,
+                       copy_last_error=rec.copy_last_error, pca=rec.pca, active_stream=r.item.active_stream,
                        latency_ms=round(r.latency * 1000, 3))
         return row
 
@@ -390,19 +402,26 @@ class MonitorApp:
             self.sim_tick()
 
     def close(self) -> dict:
-        """Finalise the video(s) and the session; stop the worker. Safe to call twice."""
+        """Finalise the video(s) and the session; stop the worker. Safe to call twice. An error of the worker
+        (or of writing the last rows) is raised after everything is finalised."""
         if self._closed:
             return {}
         self._closed = True
+        failure = None
         try:
             self.worker.wait_idle(timeout=5)
             self.drain()
-        except Exception:
-            pass
+        except Exception as err:
+            failure = err
         video = self.stop_recording()
-        self.worker.stop()
+        try:
+            self.worker.stop()
+        except Exception as err:
+            failure = failure or err
         if self.session is not None:
             self.session.close()
+        if failure is not None:
+            raise failure
         return {"video": video, "session": self.session.folder if self.session else None}
 
 
@@ -418,6 +437,8 @@ def run_app(app: MonitorApp, steps: int | None = None) -> dict:
             out.update(app.run_headless(steps))
         else:
             app.run_interactive()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finalised and reported like a normal exit
+        out["interrupted"] = True
     finally:
         out.update(app.close())
         if previous is not None:

@@ -1,7 +1,8 @@
 """Recording a pygame surface to mp4 through imageio-ffmpeg (an ffmpeg process fed by a pipe).
 
 Apart from the loop and the panels: the app hands it a surface per frame. close() finalises the file; the
-app calls it on quit, window close, Ctrl-C and SIGTERM.
+app calls it on quit, window close, Ctrl-C and SIGTERM. When the file cannot be written (a full disk, a directory,
+no permission) ffmpeg ends and the failure is one UserError; close() then finalises what ffmpeg still can.
 """
 from __future__ import annotations
 
@@ -9,33 +10,52 @@ from pathlib import Path
 
 import pygame
 
+from scenes.errors import UserError
+
 
 class Recorder:
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float):
         import imageio_ffmpeg
 
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.size = size
         self.frames = 0
-        self._writer = imageio_ffmpeg.write_frames(
-            str(self.path), size, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1"])
-        self._writer.send(None)  # start ffmpeg
+        self._writer = None
+        if self.path.is_dir():
+            raise UserError(f"cannot record to {self.path}: it is a directory; give a file name")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self.path), size, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+                macro_block_size=1, ffmpeg_log_level="quiet",
+                output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1"])
+            self._writer.send(None)  # start ffmpeg
+        except (OSError, RuntimeError) as err:
+            self._failed(err)
 
     def add(self, surface: pygame.Surface) -> None:
         if self._writer is None:
             return
         if surface.get_size() != self.size:
             surface = pygame.transform.scale(surface, self.size)
-        self._writer.send(pygame.image.tobytes(surface, "RGB"))
+        try:
+            self._writer.send(pygame.image.tobytes(surface, "RGB"))
+        except (OSError, RuntimeError) as err:  # ffmpeg could not write and ended
+            self._failed(err)
         self.frames += 1
 
+    def _failed(self, err: BaseException):
+        self.close()
+        raise UserError(f"cannot write the video {self.path} after {self.frames} frames: {_reason(err)}") from None
+
     def close(self) -> Path:
+        """Finalise the file (what was encoded stays playable where ffmpeg can still end it cleanly)."""
         if self._writer is not None:
             writer, self._writer = self._writer, None
-            writer.close()
+            try:
+                writer.close()
+            except Exception:  # imageio-ffmpeg raises several types once ffmpeg has failed
+                pass  # the failure was reported where it happened
         return self.path
 
     @property
@@ -50,3 +70,11 @@ def count_frames(path: str | Path) -> int:
     reader = imageio_ffmpeg.read_frames(str(path))
     next(reader)  # metadata
     return sum(1 for _ in reader)
+
+
+def _reason(err: BaseException) -> str:
+    """The useful part of an encoder failure (imageio-ffmpeg's messages quote ffmpeg's whole command line)."""
+    if isinstance(err, BrokenPipeError):
+        return "the encoder stopped (a full disk or an unwritable path)"
+    text = getattr(err, "strerror", None) or str(err)
+    return text.strip().splitlines()[-1] if text.strip() else type(err).__name__

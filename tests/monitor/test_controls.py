@@ -51,7 +51,7 @@ CHECKS = {
                  lambda app, c: app.sim.seed == c + 1 and app.sim.env_step == 0),
     "cycle_mode": (lambda app: app.sim.mode, lambda app, c: app.sim.mode != c),
     "cycle_stream": (lambda app: app.active_stream,
-                     lambda app, c: app.active_stream != c and app.worker.stream.active_stream == app.active_stream),
+                     lambda app, c: app.active_stream != c and app.data.active_stream == app.active_stream),
     "cycle_kind": (lambda app: app.sim.kind, lambda app, c: app.sim.kind != c),
     "cycle_color": (lambda app: with_selected(app),
                     lambda app, c: app.sim.color != (255, 50, 50) and c.color == app.sim.color),
