@@ -407,42 +407,53 @@ class MonitorApp:
         if self._closed:
             return {}
         self._closed = True
-        failure = None
-        try:
-            self.worker.wait_idle(timeout=5)
-            self.drain()
-        except Exception as err:
-            failure = err
-        video = self.stop_recording()
-        try:
-            self.worker.stop()
-        except Exception as err:
-            failure = failure or err
+        failures = []
+
+        def attempt(step):
+            try:
+                return step()
+            except Exception as err:
+                failures.append(err)
+
+        attempt(lambda: self.worker.wait_idle(timeout=5))
+        attempt(self.drain)  # what the worker finished is logged, even when it failed after
+        video = attempt(self.stop_recording)
+        attempt(self.worker.stop)
         if self.session is not None:
             self.session.close()
-        if failure is not None:
-            raise failure
+        if failures:
+            raise failures[0]
         return {"video": video, "session": self.session.folder if self.session else None}
 
 
 def run_app(app: MonitorApp, steps: int | None = None) -> dict:
-    """Run the app (headless for `steps` when options.headless), finalising on quit, Ctrl-C and SIGTERM."""
-    def _term(signum, frame):
-        raise KeyboardInterrupt
+    """Run the app (headless for `steps` when options.headless), finalising on quit, Ctrl-C and SIGTERM.
 
-    previous = signal.signal(signal.SIGTERM, _term) if _main_thread() else None
+    Ctrl-C and SIGTERM ask the loop to stop after the step in hand (an exception raised mid-write would kill the
+    encoder and lose the video); a second one stops at once. Either way out["interrupted"] is set."""
+    signals = []
+
+    def _stop(signum, frame):
+        if signals:
+            raise KeyboardInterrupt
+        signals.append(signum)
+        app.running = False
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
     out: dict = {}
     try:
         if app.options.headless:
             out.update(app.run_headless(steps))
         else:
             app.run_interactive()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finalised and reported like a normal exit
-        out["interrupted"] = True
+    except KeyboardInterrupt:
+        signals.append(signal.SIGINT)
     finally:
         out.update(app.close())
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if signals:
+        out["interrupted"] = True
     return out
 
 

@@ -6,6 +6,7 @@ no permission) ffmpeg ends and the failure is one UserError; close() then finali
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pygame
@@ -28,7 +29,7 @@ class Recorder:
             self._writer = imageio_ffmpeg.write_frames(
                 str(self.path), size, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
                 macro_block_size=1, ffmpeg_log_level="quiet",
-                output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1"])
+                output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1", "-f", "mp4"])
             self._writer.send(None)  # start ffmpeg
         except (OSError, RuntimeError) as err:
             self._failed(err)
@@ -45,17 +46,18 @@ class Recorder:
         self.frames += 1
 
     def _failed(self, err: BaseException):
-        self.close()
-        raise UserError(f"cannot write the video {self.path} after {self.frames} frames: {_reason(err)}") from None
+        self._writer = None  # ffmpeg has ended: nothing more to finalise
+        raise UserError(f"cannot write the video {self.path} after {self.frames} frames: "
+                        f"{_write_problem(self.path)}") from None
 
     def close(self) -> Path:
-        """Finalise the file (what was encoded stays playable where ffmpeg can still end it cleanly)."""
+        """Finalise the file; a failure of ffmpeg to finish it (a full disk) is a UserError."""
         if self._writer is not None:
             writer, self._writer = self._writer, None
             try:
                 writer.close()
-            except Exception:  # imageio-ffmpeg raises several types once ffmpeg has failed
-                pass  # the failure was reported where it happened
+            except Exception as err:  # imageio-ffmpeg raises several types when ffmpeg failed
+                self._failed(err)
         return self.path
 
     @property
@@ -72,9 +74,16 @@ def count_frames(path: str | Path) -> int:
     return sum(1 for _ in reader)
 
 
-def _reason(err: BaseException) -> str:
-    """The useful part of an encoder failure (imageio-ffmpeg's messages quote ffmpeg's whole command line)."""
-    if isinstance(err, BrokenPipeError):
-        return "the encoder stopped (a full disk or an unwritable path)"
-    text = getattr(err, "strerror", None) or str(err)
-    return text.strip().splitlines()[-1] if text.strip() else type(err).__name__
+def _write_problem(path: Path) -> str:
+    """Why ffmpeg could not write `path` (its own messages are silenced: they would flood the terminal), found by
+    appending one byte ourselves (taken back if it went in), e.g. "No space left on device"."""
+    try:
+        size = path.stat().st_size if path.is_file() else None
+        with open(path, "ab") as handle:
+            handle.write(b"\0")
+            handle.flush()
+        if size is not None:
+            os.truncate(path, size)
+    except OSError as err:
+        return err.strerror or str(err)
+    return "the encoder stopped"

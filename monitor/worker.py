@@ -105,11 +105,13 @@ class InferenceWorker:
             self._raise_error()
 
     def results(self) -> list[Result]:
-        """Everything finished (or dropped) since the last call, in frame order."""
+        """Everything finished (or dropped) since the last call, in frame order; once all is handed out, the
+        worker's error, if it failed."""
         with self._cond:
-            self._raise_error()
             out = list(self._results)
             self._results.clear()
+            if not out:
+                self._raise_error()
         return out
 
     def stop(self) -> None:

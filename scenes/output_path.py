@@ -28,5 +28,7 @@ def check_output_file(path: str | Path, option: str, force: bool = False) -> Pat
         elif not os.access(path, os.W_OK):
             raise PermissionError(13, "Permission denied")
     except OSError as err:
-        raise UserError(f"cannot write {option} {path}: {err.strerror or err}") from None
+        blocker = next((p for p in path.parents if p.exists()), None)
+        reason = f"{blocker} is a file" if blocker is not None and not blocker.is_dir() else err.strerror or err
+        raise UserError(f"cannot write {option} {path}: {reason}") from None
     return path

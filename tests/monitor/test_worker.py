@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pygame
+import pytest
 
 from monitor.app import run_app
 from monitor.session import read_log
@@ -66,3 +67,44 @@ def test_the_interactive_loop_runs_and_quits(make_app):
     rows = read_log(out["session"])
     assert len(rows) == app.seq > 5  # every submitted frame is logged (numbers or "dropped")
     assert app.fps > 0
+
+
+def test_results_come_in_frame_order_when_a_pending_frame_is_dropped_before_the_worker_wakes():
+    stream = SlowStream(0.05)
+    worker = InferenceWorker(stream)
+    worker.submit(item(0, start=True))
+    worker.wait_idle()
+    results = worker.results()
+    with worker._cond:  # the worker thread cannot wake between these two submissions
+        worker.submit(item(1))
+        worker.submit(item(2))  # frame 1, still waiting, is dropped
+    while worker.idle():  # frame 2 is taken
+        time.sleep(0.001)
+    results += worker.results()
+    worker.wait_idle()
+    results += worker.results()
+    worker.stop()
+    assert [r.item.seq for r in results] == [0, 1, 2]
+    assert [r.record is None for r in results] == [False, True, False]
+
+
+def test_a_worker_error_is_raised_on_close_after_the_session_is_finalised(make_app):
+    app = make_app(headless=False, lockstep=False)
+    app.sim_tick()
+    app.worker.wait_idle()
+    bad = FrameItem(app.seq, 0, np.zeros((3, 3, 3), np.uint8), None)  # not the model's frame size
+    app.worker.submit(bad)
+    with pytest.raises(RuntimeError, match="inference worker failed"):
+        app.close()
+    assert app.session._log.closed
+    assert len(read_log(app.session.folder)) == 1
+
+
+def test_the_log_names_the_stream_a_record_was_computed_under(make_app):
+    app = make_app()
+    app.sim_tick()  # lockstep: computed now, under "real"
+    app.set_stream("zero")  # switched before the result is drained
+    app.sim_tick()
+    app.drain()
+    rows = read_log(app.session.folder)
+    assert [r["active_stream"] for r in rows] == ["real", "zero"]
