@@ -16,12 +16,14 @@ class SlowStream:
 
     def __init__(self, delay):
         self.delay, self.t, self.fed, self.resets = delay, -1, [], 0
+        self.started = 0  # steps begun
         self.active_stream = "real"
 
     def reset(self):
         self.t, self.resets = -1, self.resets + 1
 
     def step(self, frame, action):
+        self.started += 1
         time.sleep(self.delay)
         self.t += 1
         self.fed.append(int(frame[0, 0, 0]))
@@ -78,7 +80,7 @@ def test_results_come_in_frame_order_when_a_pending_frame_is_dropped_before_the_
     with worker._cond:  # the worker thread cannot wake between these two submissions
         worker.submit(item(1))
         worker.submit(item(2))  # frame 1, still waiting, is dropped
-    while worker.idle():  # frame 2 is taken
+    while stream.started < 2:  # the worker has taken frame 2 and works on it
         time.sleep(0.001)
     results += worker.results()
     worker.wait_idle()
