@@ -90,15 +90,12 @@ def test_a_scripted_session_replays_bit_for_bit(make_app, engine, bank, tiny_mod
         tick(app, 4)
         app.perform("cycle_stream")  # shuffled
         tick(app, 6)
-        app.perform("speed_2")
-        app.update(0.1)  # two env steps at x2
-        app.worker.wait_idle()
-        app.drain()
-        app.perform("cycle_stream")  # zero
-        app.perform("speed_half")
-        app.update(0.2)  # one at x0.5
-        app.worker.wait_idle()
-        app.drain()
+        for speed, dt in (("speed_2", 0.05), ("speed_half", 0.2), ("speed_1", 0.1)):  # one env step each
+            app.perform(speed)
+            app.update(dt)
+            app.worker.wait_idle()
+            app.drain()
+            app.perform("cycle_stream")  # zero, real, shuffled
         # the model falls behind: the frames submitted while it works on one are dropped
         gated.gate.clear()
         gated.entered.clear()
@@ -114,7 +111,7 @@ def test_a_scripted_session_replays_bit_for_bit(make_app, engine, bank, tiny_mod
         tick(app, 12)
         app.perform("new_seed")  # N: a second episode
         tick(app, 14)
-        app.perform("cycle_stream")  # back to real
+        app.perform("cycle_stream")  # zero
         app.perform("cycle_mode")  # manual: the agent follows the mouse
         sim.mouse_target = np.array([300.0, 200.0])
         tick(app, 6)
