@@ -16,6 +16,8 @@ ENCODER_INPUTS = ["frames"]
 ENCODER_OUTPUTS = ["z"]
 PREDICTOR_INPUTS = ["z_window", "action_blocks"]
 PREDICTOR_OUTPUTS = ["z_next"]
+DECODER_INPUTS = ["z"]
+DECODER_OUTPUTS = ["frames"]
 PRECISIONS = ("fp32", "fp16", "int8")
 
 # metadata_props key holding the JSON of the config the graph was exported from
@@ -29,12 +31,20 @@ BAKED_FIELDS = ("image_size", "patch_size", "enc_width", "enc_depth", "enc_heads
 
 def onnx_files(folder: str | Path, precision: str = "fp32") -> tuple[Path, Path]:
     """(encoder, predictor) paths for a precision: encoder.onnx, or encoder.int8.onnx / encoder.fp16.onnx."""
+    folder, suffix = Path(folder), _suffix(precision)
+    return folder / f"encoder{suffix}.onnx", folder / f"predictor{suffix}.onnx"
+
+
+def _suffix(precision: str) -> str:
     if precision not in PRECISIONS:
         from scenes.errors import UserError
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    folder = Path(folder)
-    suffix = "" if precision == "fp32" else f".{precision}"
-    return folder / f"encoder{suffix}.onnx", folder / f"predictor{suffix}.onnx"
+    return "" if precision == "fp32" else f".{precision}"
+
+
+def decoder_onnx_file(folder: str | Path, precision: str = "fp32") -> Path:
+    """The pixel decoder's graph for a precision: decoder.onnx, or decoder.int8.onnx / decoder.fp16.onnx."""
+    return Path(folder) / f"decoder{_suffix(precision)}.onnx"
 
 
 def remove_reduced_copies(folder: str | Path) -> list[Path]:
@@ -42,7 +52,7 @@ def remove_reduced_copies(folder: str | Path) -> list[Path]:
     new one); returns those removed."""
     removed = []
     for precision in PRECISIONS[1:]:
-        for path in onnx_files(folder, precision):
+        for path in (*onnx_files(folder, precision), decoder_onnx_file(folder, precision)):
             if path.is_file():
                 path.unlink()
                 removed.append(path)

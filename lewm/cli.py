@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "scenes": "scenes.commands.list_scenes",
     "collect": "scenes.commands.collect",
     "train": "lewm.commands.train",
+    "train-decoder": "lewm.commands.train_decoder",
     "import-official": "lewm.commands.import_official",
     "probe": "lewm.commands.probe",
     "export": "export.commands.export",

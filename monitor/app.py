@@ -1,8 +1,9 @@
 """The monitor: the loop that ties simulator, inference worker, panels, session log and recorder together.
 
-Layout (1280 x 720): the scene (the model's frame, scaled up) with the "what the model expects" strip under it
-on the left; live surprise across the top right; forecast error vs horizon and the PCA trace below it; the
-status line at the bottom; the help overlay on H / F1.
+Layout (1280 x 720): the scene (the model's frame, scaled up 3x for a 128 px model) at the top left; live
+surprise across the top right, forecast error vs horizon and the PCA trace below it; the "what the model expects"
+strip across the bottom (decoded look-ahead frames, nearest expert frames, spike or plan comparison); the status
+line at the bottom; the help overlay on H / F1.
 
 Pacing: the simulator runs at 10 Hz x speed (x0.5, x1, x2, or as fast as the model keeps up), drawing at up to
 60 fps; inference runs in the worker thread (monitor/worker.py). Headless (no display, or --headless): the scene
@@ -27,7 +28,8 @@ from lewm.stream import ACTION_STREAMS, LatentStream  # noqa: E402
 from monitor import controls  # noqa: E402
 from monitor.live import LiveData  # noqa: E402
 from monitor.panels import style  # noqa: E402
-from monitor.panels.horizon import ExpectsPanel, HorizonPanel  # noqa: E402
+from monitor.panels.expects import ExpectsPanel  # noqa: E402
+from monitor.panels.horizon import HorizonPanel  # noqa: E402
 from monitor.panels.pca import PCAPanel  # noqa: E402
 from monitor.panels.scene import ScenePanel  # noqa: E402
 from monitor.panels.status import HelpOverlay, StatusLine  # noqa: E402
@@ -97,10 +99,12 @@ class MonitorApp:
         self.sim = Simulator(scene, engine.image_size, mode=mode, seed=options.seed, replay=replay,
                              frameskip=engine.frameskip)
         self.active_stream = "real"
+        decoder = engine if getattr(engine, "has_decoder", False) else None  # pictures of the forecasts
         self.stream = LatentStream(engine, horizon=options.horizon, shuffle_bank=bank.shuffle_bank, seed=STREAM_SEED,
-                                   pca=bank.pca, lookahead=LOOKAHEAD, active_stream=self.active_stream)
-        self.worker = InferenceWorker(self.stream, lockstep=options.lockstep or options.headless)
-        self.data = LiveData(options.horizon, bank)
+                                   pca=bank.pca, lookahead=LOOKAHEAD, active_stream=self.active_stream,
+                                   keep_forecasts=decoder is not None)
+        self.worker = InferenceWorker(self.stream, lockstep=options.lockstep or options.headless, decoder=decoder)
+        self.data = LiveData(options.horizon, bank, has_decoder=decoder is not None)
         self.paused = False
         self.speed = options.speed
         self.show_help = False
@@ -122,11 +126,11 @@ class MonitorApp:
             init_pygame(options.headless)
         self.surface = pygame.display.set_mode(SIZE)
         pygame.display.set_caption(f"LeWM monitor: {engine.image_size} px model, scene {scene.name}")
-        self.scene_panel = ScenePanel(pygame.Rect(8, 8, 540, 546))
-        self.expects_panel = ExpectsPanel(pygame.Rect(8, 560, 540, 128), count=LOOKAHEAD)
-        self.surprise_panel = SurprisePanel(pygame.Rect(556, 8, 716, 250))
-        self.horizon_panel = HorizonPanel(pygame.Rect(556, 266, 352, 422))
-        self.pca_panel = PCAPanel(pygame.Rect(916, 266, 356, 422), bank)
+        self.scene_panel = ScenePanel(pygame.Rect(8, 8, 400, 420), image_px=384)
+        self.expects_panel = ExpectsPanel(pygame.Rect(8, 436, 1264, 252), count=LOOKAHEAD)
+        self.surprise_panel = SurprisePanel(pygame.Rect(416, 8, 856, 206))
+        self.horizon_panel = HorizonPanel(pygame.Rect(416, 222, 420, 206))
+        self.pca_panel = PCAPanel(pygame.Rect(844, 222, 428, 206), bank)
         self.status = StatusLine(pygame.Rect(0, 694, SIZE[0], 26))
         self.help = HelpOverlay(SIZE)
 
@@ -243,8 +247,11 @@ class MonitorApp:
                 self.hover = None
 
     # ---------------------------------------------------------------- one env step
-    def sim_tick(self) -> bool:
-        """Show the model the current frame with the action taken after it, then advance. False at a replay's end."""
+    def sim_tick(self, meanwhile=None) -> bool:
+        """Show the model the current frame with the action taken after it, then advance. False at a replay's end.
+
+        `meanwhile()`, if given, runs while the model computes the frame (before the simulator advances); the
+        caller then waits for the worker itself."""
         sim = self.sim
         if sim.mode != "replay" and sim.mode != "manual" and sim.env_step >= self.scene.steps:
             sim.reset(sim.seed + 1)  # the episode is over: the next seed
@@ -255,8 +262,10 @@ class MonitorApp:
         info = {"state": view.state, "action": action, "artifacts": view.artifacts, "block_color": view.block_color,
                 "coverage": view.coverage, "mode": sim.mode, "seed": sim.seed}
         self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start,
-                                     self.active_stream, view.dropped, info))
+                                     self.active_stream, view.dropped, info), wait=meanwhile is None)
         self.seq += 1
+        if meanwhile is not None:
+            meanwhile()
         if sim.finished:
             self.paused = True
             return False
@@ -267,6 +276,9 @@ class MonitorApp:
         results = self.worker.results()
         for r in results:
             self.data.add(r)
+            if self.data.spike_request is not None:  # its picture is decoded in the worker, with the next frame
+                self.worker.request_decode("spike", self.data.spike_request)
+                self.data.spike_request = None
             if self.session is not None:
                 self.session.write(self._row(r))
         return results
@@ -304,7 +316,8 @@ class MonitorApp:
         step = self.sim.env_step
         speed = "max" if self.speed == float("inf") else f"x{self.speed:g}"
         p50 = self.data.latency_p50() * 1000
-        fields = [(f"{self.fps:.0f} fps", style.TEXT), (f"env {step}  model {step // fs}", style.TEXT),
+        fields = [(f"{self.fps:.0f} fps", style.TEXT)] if not self.options.headless else []  # a video's own rate
+        fields += [(f"env {step}  model {step // fs}", style.TEXT),
                   (f"latency p50 {p50:.1f} ms", style.TEXT), (self.engine.provider.replace("ExecutionProvider", ""),
                                                               style.TEXT),
                   (f"mode {self.sim.mode}", style.TEXT), (f"actions {self.active_stream}",
@@ -312,9 +325,10 @@ class MonitorApp:
                   (f"speed {speed}" + ("  PAUSED" if self.paused else ""), style.TEXT),
                   (f"next artifact {self.sim.kind} {controls.COLOR_NAMES[self.sim.color_index]}", style.TEXT),
                   (f"dropped {self.worker.dropped}", style.SPIKE if self.worker.dropped else style.TEXT)]
-        if self.recorder is not None:
+        if self.recorder is not None and not self.options.headless:  # headless, the video is the run itself
             fields.append(("REC", style.SPIKE))
-        fields.append(("H: help", style.DIM))
+        if not self.options.headless:
+            fields.append(("H: help", style.DIM))
         return fields
 
     # ---------------------------------------------------------------- recording
@@ -347,25 +361,30 @@ class MonitorApp:
 
     # ---------------------------------------------------------------- loops
     def run_headless(self, steps: int) -> dict:
+        """`steps` env steps in lockstep, one video frame each (the window after the step's numbers arrived).
+
+        Pipelined: the frame of step t is drawn and handed to the encoder while the model computes step t + 1
+        (the simulator has not moved on yet, so the frame is the same as when drawn after the step)."""
         t0 = time.perf_counter()
         done = 0
         for _ in range(steps):
             if not self.running:
                 break
-            more = self.sim_tick()
+            more = self.sim_tick(meanwhile=self._video_frame if self.options.draw and done else None)
             self.worker.wait_idle()
             self.drain()
             done += 1
-            elapsed = time.perf_counter() - t0
-            self.fps = done / elapsed if elapsed > 0 else 0.0
-            if self.options.draw:
-                self.draw()
-                self.capture(force=True)
             for event in pygame.event.get():
                 self.handle_event(event)
             if not more:
                 break
+        if self.options.draw and done:
+            self._video_frame()
         return {"steps": done, "seconds": time.perf_counter() - t0}
+
+    def _video_frame(self) -> None:
+        self.draw()
+        self.capture(force=True)
 
     def run_interactive(self) -> None:
         clock = pygame.time.Clock()

@@ -1,17 +1,25 @@
 """Recording a pygame surface to mp4 through imageio-ffmpeg (an ffmpeg process fed by a pipe).
 
-Apart from the loop and the panels: the app hands it a surface per frame. close() finalises the file; the
-app calls it on quit, window close, Ctrl-C and SIGTERM. When the file cannot be written (a full disk, a directory,
-no permission) ffmpeg ends and the failure is one UserError; close() then finalises what ffmpeg still can.
+Apart from the loop and the panels: the app hands it a surface per frame. The frame is copied as raw 32-bit
+pixels (a memory copy, no per-pixel conversion: ffmpeg converts) and a feeder thread writes it to ffmpeg, so the
+loop never waits while ffmpeg encodes the frame before; it waits only when the encoder is QUEUE frames behind,
+so no frame is ever dropped. close() finalises the file; the app calls it on quit, window close, Ctrl-C and
+SIGTERM. When the file cannot be written (a full disk, a directory, no permission) ffmpeg ends and the failure is
+one UserError, raised by the next add() or by close().
 """
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from pathlib import Path
 
 import pygame
 
 from scenes.errors import UserError
+
+QUEUE = 4  # frames waiting for the encoder at most
+PIXELS = "bgr0"  # how ffmpeg reads the bytes of a 32-bit XRGB surface (little-endian: B, G, R, unused)
 
 
 class Recorder:
@@ -24,54 +32,69 @@ class Recorder:
         self._writer = None
         if self.path.is_dir():
             raise UserError(f"cannot record to {self.path}: it is a directory; give a file name")
+        self._canvas = pygame.Surface(size, 0, 32, (0xFF0000, 0xFF00, 0xFF, 0))  # the byte order PIXELS names
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = imageio_ffmpeg.write_frames(
-                str(self.path), size, fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+                str(self.path), size, fps=fps, codec="libx264", pix_fmt_in=PIXELS, pix_fmt_out="yuv420p",
                 macro_block_size=1, ffmpeg_log_level="quiet",
                 output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1", "-f", "mp4"])
             self._writer.send(None)  # start ffmpeg
-        except (OSError, RuntimeError) as err:
-            self._failed(err)
+        except (OSError, RuntimeError):
+            self._writer = None
+            self._failed()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE)
+        self._error: BaseException | None = None
+        self._feeder = threading.Thread(target=self._feed, name="recorder", daemon=True)
+        self._feeder.start()
 
     def add(self, surface: pygame.Surface) -> None:
         if self._writer is None:
             return
+        self._raise_error()
         if surface.get_size() != self.size:
             surface = pygame.transform.scale(surface, self.size)
-        try:
-            self._writer.send(pygame.image.tobytes(surface, "RGB"))
-        except (OSError, RuntimeError) as err:  # ffmpeg could not write and ended
-            self._failed(err)
+        self._canvas.blit(surface, (0, 0))
+        self._queue.put(self._canvas.get_buffer().raw)
         self.frames += 1
 
-    def _failed(self, err: BaseException):
-        self._writer = None  # ffmpeg has ended: nothing more to finalise
-        raise UserError(f"cannot write the video {self.path} after {self.frames} frames: "
-                        f"{_write_problem(self.path)}") from None
-
     def close(self) -> Path:
-        """Finalise the file; a failure of ffmpeg to finish it (a full disk) is a UserError."""
+        """Finalise the file; a failure of ffmpeg to write or finish it (a full disk) is a UserError."""
         if self._writer is not None:
+            self._queue.put(None)
+            self._feeder.join()
             writer, self._writer = self._writer, None
             try:
                 writer.close()
             except Exception as err:  # imageio-ffmpeg raises several types when ffmpeg failed
-                self._failed(err)
+                self._error = self._error or err
+            self._raise_error()
         return self.path
 
     @property
     def active(self) -> bool:
         return self._writer is not None
 
+    def _feed(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.send(frame)
+                except BaseException as err:  # surfaced to the loop by its next add() or close()
+                    self._error = err
 
-def count_frames(path: str | Path) -> int:
-    """Frames in a video file (decodes it)."""
-    import imageio_ffmpeg
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            self._error = None
+            if self._writer is not None:  # ffmpeg has ended: stop feeding it
+                self._queue.put(None)
+                self._feeder.join()
+                self._writer = None
+            self._failed()
 
-    reader = imageio_ffmpeg.read_frames(str(path))
-    next(reader)  # metadata
-    return sum(1 for _ in reader)
+    def _failed(self):
+        raise UserError(f"cannot write the video {self.path} after {self.frames} frames: "
+                        f"{_write_problem(self.path)}") from None
 
 
 def _write_problem(path: Path) -> str:
@@ -87,3 +110,12 @@ def _write_problem(path: Path) -> str:
     except OSError as err:
         return err.strerror or str(err)
     return "the encoder stopped"
+
+
+def count_frames(path: str | Path) -> int:
+    """Frames in a video file (decodes it)."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    next(reader)  # metadata
+    return sum(1 for _ in reader)

@@ -23,6 +23,10 @@ published as dropped without reaching the stream, so the stream resets after it 
 
 Each item carries the action stream that was active when it was submitted; the worker computes its record
 under that stream, so the log says which stream a record's look ahead used, whenever it is drained.
+
+Pictures. With a `decoder` (the engine, where the model folder has a pixel decoder), the worker also decodes the
+look-ahead forecasts into frames, once per model step (when the stream renews them), and any latents the loop
+asked for with request_decode (a spike's prediction), batched into the same call.
 """
 from __future__ import annotations
 
@@ -55,12 +59,18 @@ class Result:
     record: StreamRecord | None  # None: the item was dropped
     latency: float = 0.0  # seconds in stream.step
     stream_step: int = -1  # the stream's frame index (0 at each reset)
+    lookahead_frames: np.ndarray | None = None  # (F, S, S, 3) uint8: the look-ahead decoded, when renewed here
+    decoded: dict = field(default_factory=dict)  # tag -> (S, S, 3) uint8 for the request_decode calls served
+    decode_latency: float = 0.0  # seconds decoding
 
 
 class InferenceWorker:
-    def __init__(self, stream: LatentStream, lockstep: bool = False):
+    def __init__(self, stream: LatentStream, lockstep: bool = False, decoder=None):
         self.stream = stream
         self.lockstep = lockstep
+        self.decoder = decoder  # decode(z (N, D)) -> uint8 frames, or None
+        self._requests: dict = {}  # tag -> latent (D,), decoded with the next frame
+        self._decoded_lookahead = None  # the look-ahead array last decoded
         self.dropped = 0
         self.processed = 0
         self.error: BaseException | None = None
@@ -76,7 +86,9 @@ class InferenceWorker:
         self._thread.start()
 
     # ---------------------------------------------------------------- the simulator's side
-    def submit(self, item: FrameItem) -> None:
+    def submit(self, item: FrameItem, wait: bool = True) -> None:
+        """Hand `item` to the worker; in lockstep, wait until it is done (unless `wait` is False: the caller then
+        waits with wait_idle() before the next submit, doing other work meanwhile)."""
         item.submitted = time.perf_counter()
         with self._cond:
             self._raise_error()
@@ -88,7 +100,7 @@ class InferenceWorker:
                     self._results.append(Result(self._slot, None))
             self._slot = item
             self._cond.notify_all()
-            if self.lockstep:
+            if self.lockstep and wait:
                 while self._done_seq < item.seq and self.error is None:
                     self._cond.wait(0.5)
                 self._raise_error()
@@ -113,6 +125,11 @@ class InferenceWorker:
             if not out:
                 self._raise_error()
         return out
+
+    def request_decode(self, tag, z: np.ndarray) -> None:
+        """Decode latent z (D,) with the next frame processed; the picture comes back in that Result's `decoded`."""
+        with self._cond:
+            self._requests[tag] = np.asarray(z, np.float32)
 
     def stop(self) -> None:
         """End the thread; an error it ended with is raised here (after the thread is gone)."""
@@ -150,6 +167,8 @@ class InferenceWorker:
                     t0 = time.perf_counter()
                     record = self.stream.step(item.frame, item.action)
                     result = Result(item, record, time.perf_counter() - t0, self.stream.t)
+                    if self.decoder is not None:
+                        self._decode(result)
             except BaseException as err:  # surfaced to the loop on its next call
                 with self._cond:
                     self.error = err
@@ -164,3 +183,20 @@ class InferenceWorker:
                 self._done_seq = item.seq
                 self._busy = False
                 self._cond.notify_all()
+
+    def _decode(self, result: Result) -> None:
+        """One decoder call: the look-ahead when the stream renewed it (once per model step), plus the requests."""
+        with self._cond:
+            requests, self._requests = self._requests, {}
+        lookahead = result.record.lookahead
+        fresh = lookahead is not None and lookahead is not self._decoded_lookahead
+        latents = ([lookahead] if fresh else []) + [z[None] for z in requests.values()]
+        if not latents:
+            return
+        t0 = time.perf_counter()
+        frames = self.decoder.decode(np.concatenate(latents))
+        result.decode_latency = time.perf_counter() - t0
+        if fresh:
+            self._decoded_lookahead = lookahead
+            result.lookahead_frames, frames = frames[:len(lookahead)], frames[len(lookahead):]
+        result.decoded = dict(zip(requests, frames))
