@@ -22,7 +22,7 @@ import onnxruntime as ort
 
 from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS,
                           PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, WEIGHTS_KEY, baked_config, decoder_onnx_file, onnx_files,
-                          sha256_file)
+                          safetensors_problem, sha256_file)
 from lewm.config import ModelConfig
 from lewm.decoder_pixels import to_uint8
 from scenes.errors import UserError
@@ -269,6 +269,10 @@ def _check_graphs(folder: Path, config: ModelConfig, encoder: ort.InferenceSessi
     weights = folder / "weights.safetensors"
     stamped = encoder.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
     if stamped and weights.is_file() and sha256_file(weights) != stamped:
+        damage = safetensors_problem(weights)
+        if damage:
+            raise UserError(f"{weights} is corrupt ({damage}); restore it (the ONNX files were exported from the "
+                            f"intact file)")
         raise UserError(f"the ONNX files in {folder} were exported from other weights than its "
                         f"weights.safetensors; {fix}")
 

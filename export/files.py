@@ -23,9 +23,10 @@ PRECISIONS = ("fp32", "fp16", "int8")
 # metadata_props key holding the JSON of the config the graph was exported from
 CONFIG_KEY = "lewm_config"
 WEIGHTS_KEY = "lewm_weights_sha256"
-# the fields whose values are baked into the graphs (sizes and the normalisation statistics)
-BAKED_FIELDS = ("image_size", "patch_size", "latent_dim", "action_dim", "frameskip", "history",
-                "image_mean", "image_std", "action_mean", "action_std")
+# the fields whose values are baked into the graphs: the architecture and the normalisation statistics
+BAKED_FIELDS = ("image_size", "patch_size", "enc_width", "enc_depth", "enc_heads", "enc_mlp", "latent_dim",
+                "proj_hidden", "action_dim", "frameskip", "history", "act_hidden", "pred_depth", "pred_heads",
+                "pred_head_dim", "pred_mlp", "image_mean", "image_std", "action_mean", "action_std")
 
 
 def onnx_files(folder: str | Path, precision: str = "fp32") -> tuple[Path, Path]:
@@ -44,6 +45,31 @@ def _suffix(precision: str) -> str:
 def decoder_onnx_file(folder: str | Path, precision: str = "fp32") -> Path:
     """The pixel decoder's graph for a precision: decoder.onnx, or decoder.int8.onnx / decoder.fp16.onnx."""
     return Path(folder) / f"decoder{_suffix(precision)}.onnx"
+
+
+def remove_reduced_copies(folder: str | Path) -> list[Path]:
+    """Delete the int8 / fp16 files of a folder (made from its previous fp32 export, they would be stale after a
+    new one); returns those removed."""
+    removed = []
+    for precision in PRECISIONS[1:]:
+        for path in (*onnx_files(folder, precision), decoder_onnx_file(folder, precision)):
+            if path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def safetensors_problem(path: str | Path) -> str | None:
+    """Why a safetensors file cannot be read whole (a truncated or garbled file), or None if it can. numpy only."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            for key in handle.keys():
+                handle.get_tensor(key)
+    except Exception as err:  # safetensors raises its own error types, and OSError
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return None
 
 
 def baked_config(config: ModelConfig) -> dict[str, Any]:

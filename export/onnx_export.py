@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from export.files import (CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
-                          WEIGHTS_KEY, baked_config, onnx_files, quiet_logger, sha256_file)
+                          WEIGHTS_KEY, baked_config, onnx_files, quiet_logger, remove_reduced_copies, sha256_file)
 from export.decoder_onnx import export_decoder, reduce_decoder
 from lewm.checkpoint import CONFIG, WEIGHTS, load_model_folder, save_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, preset
@@ -58,13 +58,15 @@ def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True
     """Write FOLDER/encoder.onnx and FOLDER/predictor.onnx, verify them against torch (ParityError and no files
     if they disagree by more than 1e-4), record an "onnx" section in FOLDER/config.json; return that section.
     A folder with a pixel decoder also gets decoder.onnx, verified the same way (export/decoder_onnx.py).
-    int8=True also writes the dynamically quantised encoder.int8.onnx / predictor.int8.onnx (and decoder.int8.onnx)."""
+    int8=True also writes the dynamically quantised encoder.int8.onnx / predictor.int8.onnx (and decoder.int8.onnx).
+    The int8 / fp16 files of an earlier export are removed (made from the graphs this export replaces)."""
     folder = Path(folder)
     model = load_model_folder(folder)
     config = model.config
     enc_path, pred_path = onnx_files(folder)
     for path in (enc_path, pred_path):
         path.unlink(missing_ok=True)
+    remove_reduced_copies(folder)  # made from the previous graphs: remade below (int8) or by the command (fp16)
     with torch.no_grad():
         exporter = _export_graphs(model, enc_path, pred_path, opset)
     _stamp(enc_path, config, folder)

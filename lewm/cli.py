@@ -45,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"lewm {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:
+        from lewm.extras import missing_extra
+
+        message = missing_extra(err)
+        if message is None:
+            raise
+        print(f"lewm {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"lewm {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -72,12 +72,21 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
 
 
-def init_pygame(headless: bool) -> None:
+def init_pygame(headless: bool) -> bool:
+    """Start pygame's display; returns whether the run is headless: asked to be, or no display could be reached
+    (SDL then falls back to a driver that shows nothing, and a window loop would run unseen and forever)."""
     if headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"
     pygame.display.init()
     pygame.font.init()
+    driver = pygame.display.get_driver()
+    if not headless and driver in ("offscreen", "dummy"):
+        where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "none"
+        print(f"monitor: no display could be opened (DISPLAY={where}; SDL chose its {driver} driver): running "
+              f"headless", file=sys.stderr)
+        return True
+    return headless
 
 
 class MonitorApp:
@@ -90,7 +99,8 @@ class MonitorApp:
         scene = get_scene(options.scene)
         self.scene = scene
         mode = options.mode if options.mode != "replay" or replay is not None else "expert"
-        self.sim = Simulator(scene, engine.image_size, mode=mode, seed=options.seed, replay=replay)
+        self.sim = Simulator(scene, engine.image_size, mode=mode, seed=options.seed, replay=replay,
+                             frameskip=engine.frameskip)
         self.active_stream = "real"
         decoder = engine if getattr(engine, "has_decoder", False) else None  # pictures of the forecasts
         self.stream = LatentStream(engine, horizon=options.horizon, shuffle_bank=bank.shuffle_bank, seed=STREAM_SEED,
@@ -205,7 +215,6 @@ class MonitorApp:
     def set_stream(self, name: str) -> None:
         self.active_stream = name
         self.data.active_stream = name
-        self.worker.set_active_stream(name)
 
     # ---------------------------------------------------------------- events
     def handle_event(self, event: pygame.event.Event) -> None:
@@ -259,6 +268,8 @@ class MonitorApp:
             sim.reset(sim.seed + 1)  # the episode is over: the next seed
             self.plan.reset()
         view = sim.current
+        if view.active_stream is not None and view.active_stream != self.active_stream:
+            self.set_stream(view.active_stream)  # a session replay follows the recorded stream
         plan = None
         if sim.mode == "plan":
             action, plan = self.plan.decide(view.frame, view.state)
@@ -275,8 +286,8 @@ class MonitorApp:
                 "coverage": view.coverage, "mode": sim.mode, "seed": sim.seed}
         if plan is not None:
             info["plan"] = plan
-        self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start, info),
-                           wait=meanwhile is None)
+        self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start,
+                                     self.active_stream, view.dropped, info), wait=meanwhile is None)
         self.seq += 1
         if meanwhile is not None:
             meanwhile()
@@ -304,7 +315,7 @@ class MonitorApp:
         if r.record is not None:
             rec = r.record
             row.update(stream_step=r.stream_step, surprise=rec.surprise, forecast_error=rec.forecast_error,
-                       copy_last_error=rec.copy_last_error, pca=rec.pca, active_stream=self.active_stream,
+                       copy_last_error=rec.copy_last_error, pca=rec.pca, active_stream=r.item.active_stream,
                        latency_ms=round(r.latency * 1000, 3))
         return row
 
@@ -451,39 +462,59 @@ class MonitorApp:
             self.sim_tick()
 
     def close(self) -> dict:
-        """Finalise the video(s) and the session; stop the worker. Safe to call twice."""
+        """Finalise the video(s) and the session; stop the worker. Safe to call twice. An error of the worker
+        (or of writing the last rows) is raised after everything is finalised."""
         if self._closed:
             return {}
         self._closed = True
-        try:
-            self.worker.wait_idle(timeout=5)
-            self.drain()
-        except Exception:
-            pass
-        video = self.stop_recording()
-        self.plan.stop()
-        self.worker.stop()
+        failures = []
+
+        def attempt(step):
+            try:
+                return step()
+            except Exception as err:
+                failures.append(err)
+
+        attempt(lambda: self.worker.wait_idle(timeout=5))
+        attempt(self.drain)  # what the worker finished is logged, even when it failed after
+        video = attempt(self.stop_recording)
+        attempt(self.plan.stop)
+        attempt(self.worker.stop)
         if self.session is not None:
             self.session.close()
+        if failures:
+            raise failures[0]
         return {"video": video, "session": self.session.folder if self.session else None}
 
 
 def run_app(app: MonitorApp, steps: int | None = None) -> dict:
-    """Run the app (headless for `steps` when options.headless), finalising on quit, Ctrl-C and SIGTERM."""
-    def _term(signum, frame):
-        raise KeyboardInterrupt
+    """Run the app (headless for `steps` when options.headless), finalising on quit, Ctrl-C and SIGTERM.
 
-    previous = signal.signal(signal.SIGTERM, _term) if _main_thread() else None
+    Ctrl-C and SIGTERM ask the loop to stop after the step in hand (an exception raised mid-write would kill the
+    encoder and lose the video); a second one stops at once. Either way out["interrupted"] is set."""
+    signals = []
+
+    def _stop(signum, frame):
+        if signals:
+            raise KeyboardInterrupt
+        signals.append(signum)
+        app.running = False
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
     out: dict = {}
     try:
         if app.options.headless:
             out.update(app.run_headless(steps))
         else:
             app.run_interactive()
+    except KeyboardInterrupt:
+        signals.append(signal.SIGINT)
     finally:
         out.update(app.close())
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if signals:
+        out["interrupted"] = True
     return out
 
 

@@ -13,14 +13,19 @@ from pathlib import Path
 from scenes.errors import UserError
 
 HELP = "open the live monitor (headless: run a scene and write its video and session)"
-DEFAULT_MODEL = "models/pusht-small"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "pusht-small"  # the bundled one, from any cwd
+DEFAULT_SCENE = "seed-artifact"
+DEFAULT_HORIZON = 10
+DEFAULT_REFERENCE = (10, 150)  # episodes, env steps
 HEADLESS_CAP = 300
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL, help="model folder (config.json + ONNX files); its config gives "
-                   "the frame size and frameskip")
-    p.add_argument("--scene", default="seed-artifact", help="named scene to start (`lewm scenes` lists them)")
+    p.add_argument("--model", default=None, help="model folder (config.json + ONNX files); its config gives "
+                   f"the frame size and frameskip (default: the bundled {DEFAULT_MODEL.name}; a replay: the "
+                   "session's)")
+    p.add_argument("--scene", default=None, help=f"named scene to start (`lewm scenes` lists them; default: "
+                   f"{DEFAULT_SCENE}; a replay: the session's)")
     p.add_argument("--seed", type=int, default=None, help="episode seed (default: the scene's)")
     p.add_argument("--mode", choices=("expert", "manual", "plan", "replay"), default=None,
                    help="who acts: the scripted expert, you (mouse / arrows), the model planning toward a goal (CEM), "
@@ -33,16 +38,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"headless run length in env steps (default: the scene's length, at most {HEADLESS_CAP})")
     p.add_argument("--lockstep", action="store_true", help="the simulator waits for the model (no dropped frames)")
     p.add_argument("--record", metavar="FILE", default=None, help="record the window to this mp4 from the start")
+    p.add_argument("--force", action="store_true", help="overwrite --record and --screenshot files that exist")
     p.add_argument("--sessions", default="sessions", help="folder for session folders")
     p.add_argument("--speed", type=float, default=1.0, help="simulator speed (x 10 env steps/s); 0 = as fast as "
                    "the model keeps up")
-    p.add_argument("--horizon", type=int, default=10, help="forecast horizon H in model steps")
+    p.add_argument("--horizon", type=int, default=None,
+                   help=f"forecast horizon H in model steps (default: {DEFAULT_HORIZON}; a replay: the session's)")
     p.add_argument("--provider", default=None, help="ONNX Runtime execution provider to try first (e.g. "
                    "CUDAExecutionProvider); default: the best available")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="which ONNX files to run")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="which ONNX files to run (default: fp32; a replay: the session's)")
     p.add_argument("--screenshot", metavar="PNG", default=None, help="save the last drawn window to this PNG")
-    p.add_argument("--reference-episodes", type=int, default=10, help=argparse.SUPPRESS)
-    p.add_argument("--reference-steps", type=int, default=150, help=argparse.SUPPRESS)
+    p.add_argument("--reference-episodes", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--reference-steps", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def load_engine(model: str, provider: str | None, precision: str):
@@ -51,7 +59,7 @@ def load_engine(model: str, provider: str | None, precision: str):
         hint = ("the bundled model is made by `lewm train` + `lewm export`; or import the released one with "
                 "`lewm import-official` then `lewm export --model DIR`; or make a random-weight one with "
                 "`lewm export --preset small --random-weights --out DIR`")
-        raise UserError(f"model folder not found: {folder} ({hint})")
+        raise UserError(f"model folder not found: {folder}; pass --model DIR ({hint})")
     from export.engine import OnnxEngine
 
     providers = None if provider is None else [provider]
@@ -68,18 +76,29 @@ def text_progress(fraction: float, message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scenes.catalog import get_scene
+    from scenes.output_path import check_output_file
 
-    scene = get_scene(args.scene)  # unknown scene: a clear error before anything heavy
     if args.replay and args.replay_dataset:
         raise UserError("give --replay SESSION_DIR or --replay-dataset H5, not both")
-    if args.horizon < 1:
-        raise UserError("--horizon must be at least 1")
     replay = None
     if args.replay:
-        from monitor.replay import SessionReplay
+        from monitor.replay import SessionReplay, replay_settings
 
         replay = SessionReplay(args.replay)
-    elif args.replay_dataset:
+        vars(args).update(replay_settings(replay.meta, {k: getattr(args, k) for k in (
+            "scene", "seed", "horizon", "precision", "reference_episodes", "reference_steps", "model")}))
+    defaults = dict(model=DEFAULT_MODEL, scene=DEFAULT_SCENE, horizon=DEFAULT_HORIZON, precision="fp32",
+                    reference_episodes=DEFAULT_REFERENCE[0], reference_steps=DEFAULT_REFERENCE[1])
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    scene = get_scene(args.scene)  # unknown scene: a clear error before anything heavy
+    if args.horizon < 1:
+        raise UserError("--horizon must be at least 1")
+    for option, path in (("--record", args.record), ("--screenshot", args.screenshot)):
+        if path:  # before the run: a bad path must not cost the run, nor overwrite a file silently
+            check_output_file(path, option, force=args.force)
+    if args.replay_dataset:
         from monitor.replay import DatasetReplay
 
         replay = DatasetReplay(args.replay_dataset, args.episode)
@@ -92,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from monitor.app import MonitorApp, Options, init_pygame, run_app
     from monitor.reference import load_or_build
 
-    init_pygame(headless)
+    headless = init_pygame(headless)
     progress = text_progress if headless else _window_progress()
     bank, where = load_or_build(engine, args.reference_episodes, args.reference_steps, progress)
     if args.steps is not None and args.steps < 1:
@@ -104,22 +123,26 @@ def run(args: argparse.Namespace) -> int:
     options = Options(scene=args.scene, seed=args.seed, mode=mode, headless=headless, steps=steps,
                       lockstep=args.lockstep, record=args.record, sessions=args.sessions, speed=speed,
                       horizon=args.horizon, meta={"model": str(Path(args.model).resolve()), "reference": where,
-                                                  "argv": sys.argv[1:]})
+                                                  "precision": args.precision,
+                                                  "reference_episodes": args.reference_episodes,
+                                                  "reference_steps": args.reference_steps, "argv": sys.argv[1:]})
     app = MonitorApp(engine, bank, options, replay=replay)
     print(f"monitor: {engine.describe()}; session {app.session.folder}", file=sys.stderr)
     out = run_app(app, steps)
     if args.screenshot:
         import pygame
 
-        Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
-        pygame.image.save(app.surface, args.screenshot)
+        try:
+            pygame.image.save(app.surface, args.screenshot)
+        except (OSError, pygame.error) as err:
+            raise UserError(f"cannot write --screenshot {args.screenshot}: {err}") from None
         print(f"screenshot: {args.screenshot}")
-    if headless:
+    if headless and "steps" in out:
         print(f"ran {out.get('steps', 0)} env steps in {out.get('seconds', 0):.1f} s")
     if out.get("video"):
         print(f"video: {out['video']}")
     print(f"session: {out['session']}")
-    return 0
+    return 130 if out.get("interrupted") else 0
 
 
 def _has_display() -> bool:

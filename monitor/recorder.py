@@ -4,15 +4,19 @@ Apart from the loop and the panels: the app hands it a surface per frame. The fr
 pixels (a memory copy, no per-pixel conversion: ffmpeg converts) and a feeder thread writes it to ffmpeg, so the
 loop never waits while ffmpeg encodes the frame before; it waits only when the encoder is QUEUE frames behind,
 so no frame is ever dropped. close() finalises the file; the app calls it on quit, window close, Ctrl-C and
-SIGTERM.
+SIGTERM. When the file cannot be written (a full disk, a directory, no permission) ffmpeg ends and the failure is
+one UserError, raised by the next add() or by close().
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from pathlib import Path
 
 import pygame
+
+from scenes.errors import UserError
 
 QUEUE = 4  # frames waiting for the encoder at most
 PIXELS = "bgr0"  # how ffmpeg reads the bytes of a 32-bit XRGB surface (little-endian: B, G, R, unused)
@@ -23,15 +27,22 @@ class Recorder:
         import imageio_ffmpeg
 
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.size = size
         self.frames = 0
+        self._writer = None
+        if self.path.is_dir():
+            raise UserError(f"cannot record to {self.path}: it is a directory; give a file name")
         self._canvas = pygame.Surface(size, 0, 32, (0xFF0000, 0xFF00, 0xFF, 0))  # the byte order PIXELS names
-        self._writer = imageio_ffmpeg.write_frames(
-            str(self.path), size, fps=fps, codec="libx264", pix_fmt_in=PIXELS, pix_fmt_out="yuv420p",
-            macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1"])
-        self._writer.send(None)  # start ffmpeg
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self.path), size, fps=fps, codec="libx264", pix_fmt_in=PIXELS, pix_fmt_out="yuv420p",
+                macro_block_size=1, ffmpeg_log_level="quiet",
+                output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1", "-f", "mp4"])
+            self._writer.send(None)  # start ffmpeg
+        except (OSError, RuntimeError):
+            self._writer = None
+            self._failed()
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE)
         self._error: BaseException | None = None
         self._feeder = threading.Thread(target=self._feed, name="recorder", daemon=True)
@@ -48,11 +59,15 @@ class Recorder:
         self.frames += 1
 
     def close(self) -> Path:
+        """Finalise the file; a failure of ffmpeg to write or finish it (a full disk) is a UserError."""
         if self._writer is not None:
             self._queue.put(None)
             self._feeder.join()
             writer, self._writer = self._writer, None
-            writer.close()
+            try:
+                writer.close()
+            except Exception as err:  # imageio-ffmpeg raises several types when ffmpeg failed
+                self._error = self._error or err
             self._raise_error()
         return self.path
 
@@ -70,8 +85,31 @@ class Recorder:
 
     def _raise_error(self) -> None:
         if self._error is not None:
-            err, self._error = self._error, None
-            raise err
+            self._error = None
+            if self._writer is not None:  # ffmpeg has ended: stop feeding it
+                self._queue.put(None)
+                self._feeder.join()
+                self._writer = None
+            self._failed()
+
+    def _failed(self):
+        raise UserError(f"cannot write the video {self.path} after {self.frames} frames: "
+                        f"{_write_problem(self.path)}") from None
+
+
+def _write_problem(path: Path) -> str:
+    """Why ffmpeg could not write `path` (its own messages are silenced: they would flood the terminal), found by
+    appending one byte ourselves (taken back if it went in), e.g. "No space left on device"."""
+    try:
+        size = path.stat().st_size if path.is_file() else None
+        with open(path, "ab") as handle:
+            handle.write(b"\0")
+            handle.flush()
+        if size is not None:
+            os.truncate(path, size)
+    except OSError as err:
+        return err.strerror or str(err)
+    return "the encoder stopped"
 
 
 def count_frames(path: str | Path) -> int:

@@ -2,8 +2,12 @@
 
 A session row holds the state, the artifacts drawn (as static patches at their drawn positions) and the block
 colour, so its frames are redrawn exactly (scenes.render.draw_state, the one drawing path) at the model's
-image size, and the actions are the ones it took. A dataset episode gives its pixels (redrawn from the states
-when their size differs from the model's) and its actions.
+image size, and the actions are the ones it took. The stream is reset where the recording's was: each logged
+`episode_start` starts an episode again, and each frame logged `dropped` is dropped again. A dataset episode
+gives its pixels (redrawn from the states when their size differs from the model's) and its actions.
+
+A session replay runs with the session's own settings (scene, seed, model, precision, horizon, reference bank:
+`replay_settings`); a flag that says otherwise is an error, since the numbers would no longer be the recording's.
 """
 from __future__ import annotations
 
@@ -24,6 +28,10 @@ class Playback:
 
     def reset(self) -> None:
         self.i = 0
+
+    @property
+    def episode_start(self) -> bool:
+        return self.i == 0
 
     @property
     def finished(self) -> bool:
@@ -58,7 +66,12 @@ class SessionReplay(Playback):
         color = None if color is None else tuple(color)
         frame = render_view(r["state"], size, r.get("artifacts", []), r["env_step"], color)
         return View(int(r["env_step"]), frame, np.asarray(r["state"]), list(r.get("artifacts", [])), color,
-                    r.get("coverage") or float("nan"), self.action(), {"plan": r["plan"]} if r.get("plan") else {})
+                    r.get("coverage") or float("nan"), self.action(), dropped=bool(r.get("dropped")),
+                    active_stream=r.get("active_stream"), extra={"plan": r["plan"]} if r.get("plan") else {})
+
+    @property
+    def episode_start(self) -> bool:
+        return self.i == 0 or bool(self.rows[self.i].get("episode_start"))
 
     def action(self):
         a = self.rows[self.i].get("action")
@@ -98,3 +111,30 @@ class DatasetReplay(Playback):
     def action(self):
         a = self.actions[self.i]
         return np.asarray(a, np.float64) if np.all(np.isfinite(a)) else None
+
+
+# What a session replay takes from session.json: (option, meta key). The model is compared as a resolved folder.
+REPLAYED_SETTINGS = (("scene", "scene"), ("seed", "seed"), ("horizon", "horizon"), ("precision", "precision"),
+                     ("reference_episodes", "reference_episodes"), ("reference_steps", "reference_steps"))
+
+
+def replay_settings(meta: dict, given: dict) -> dict:
+    """The settings a session replay runs with: the session's, where it recorded them. `given` maps option names
+    (those of REPLAYED_SETTINGS and "model") to what the command line says, None where it says nothing. A value
+    that contradicts the session is an error."""
+    out = dict(given)
+    clashes = []
+    for option, key in REPLAYED_SETTINGS:
+        if meta.get(key) is None:
+            continue
+        if given.get(option) is not None and given[option] != meta[key]:
+            clashes.append(f"--{option.replace('_', '-')} {given[option]} (the session's is {meta[key]})")
+        out[option] = meta[key]
+    recorded = meta.get("model")
+    if recorded is not None and Path(recorded).is_dir():
+        if given.get("model") is not None and Path(given["model"]).resolve() != Path(recorded).resolve():
+            clashes.append(f"--model {given['model']} (the session's is {recorded})")
+        out["model"] = recorded
+    if clashes:
+        raise UserError("a replay runs as the session ran; drop " + ", ".join(clashes))
+    return out

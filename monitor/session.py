@@ -7,12 +7,14 @@ SESSIONS/<time>-<scene>-s<seed>/
                 numbers arrive, so a kill loses at most the step in flight
   *.mp4         recordings (finalised on close, Ctrl-C and window close)
 
-read_log() tolerates a truncated last line (what a kill mid-write leaves).
+read_log() tolerates a truncated last line (what a kill mid-write leaves). A write that fails (a full disk, a
+file-size limit) is cut back to the last whole line and reported as a UserError; the rows before it stay readable.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -59,13 +61,18 @@ class Session:
         self.folder = folder
         self.meta = dict(meta, created=time.strftime("%Y-%m-%dT%H:%M:%S"), videos=[])
         self._write_meta()
-        self._log = open(folder / LOG, "a", encoding="utf-8")
+        self._log = open(folder / LOG, "ab")
+        self._whole = 0  # bytes of the log that end in a whole line
         self.rows = 0
 
     def _write_meta(self) -> None:
         tmp = self.folder / (META + ".tmp")
-        tmp.write_text(json.dumps(_clean(self.meta), indent=2) + "\n")
-        tmp.replace(self.folder / META)
+        try:
+            tmp.write_text(json.dumps(_clean(self.meta), indent=2) + "\n")
+            tmp.replace(self.folder / META)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write the session file {self.folder / META}: {err.strerror or err}") from None
 
     def add_video(self, path: Path) -> None:
         self.meta["videos"].append(str(path))
@@ -74,9 +81,27 @@ class Session:
     def write(self, row: dict) -> None:
         if self._log.closed:
             return
-        self._log.write(json.dumps(_clean(row), separators=(",", ":")) + "\n")
-        self._log.flush()
+        line = (json.dumps(_clean(row), separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            self._log.write(line)
+            self._log.flush()
+        except OSError as err:
+            self._cut_back()
+            raise UserError(f"cannot write the session log {self.folder / LOG} after {self.rows} rows: "
+                            f"{err.strerror or err}; the rows before it are kept") from None
+        self._whole += len(line)
         self.rows += 1
+
+    def _cut_back(self) -> None:
+        """After a failed write: drop what the failed write left and close the log, so every line in it is whole."""
+        try:
+            self._log.close()
+        except OSError:
+            pass  # the unwritten rest of the failed line is what could not be flushed
+        try:
+            os.truncate(self.folder / LOG, self._whole)
+        except OSError:
+            pass
 
     def close(self) -> None:
         if not self._log.closed:

@@ -7,6 +7,7 @@ the two. Replays (monitor/replay.py) plug in as a source of frames and actions i
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -47,14 +48,17 @@ class View:
     block_color: tuple | None = None
     coverage: float = float("nan")
     recorded_action: np.ndarray | None = None  # replays: the action the recording took after this frame
+    dropped: bool = False  # session replays: the recording dropped this frame (the replay drops it too)
+    active_stream: str | None = None  # session replays: the action stream the recording had active here
     extra: dict = field(default_factory=dict)
 
 
 class Simulator:
     def __init__(self, scene: Scene, image_size: int, mode: str = "expert", seed: int | None = None,
-                 replay=None):
+                 replay=None, frameskip: int = 5):
         self.scene = scene
         self.image_size = image_size
+        self.frameskip = frameskip  # the model's: the sliding square crosses in 10 model steps
         self.player = ScenePlayer(scene, image_size)
         self.replay = replay  # a monitor.replay source, or None
         self.mode = "replay" if replay is not None and mode == "replay" else mode
@@ -65,13 +69,15 @@ class Simulator:
         self.kind_index = 0
         self.color_index = 0
         self.rng = np.random.default_rng(self.seed + 7919)
-        self.episode_start = True
+        self._episode_start = True
         self.reset(self.seed)
 
     # ---------------------------------------------------------------- episode
     def reset(self, seed: int | None = None) -> None:
         self.seed = self.seed if seed is None else seed
-        self.player.artifacts = list(self.scene.artifacts)
+        # Copies: live edits (drag, recolour) change the objects, and must not reach the next episode. A replay's
+        # frames already hold what the recording drew, so the scene's own artifacts are not added to them.
+        self.player.artifacts = [] if self.mode == "replay" else copy.deepcopy(list(self.scene.artifacts))
         self.selected = None
         if self.mode == "replay":
             self.replay.reset()
@@ -79,7 +85,14 @@ class Simulator:
             self._ensure_policy()
             self.player.reset(self.seed)
         self.mouse_target = None
-        self.episode_start = True
+        self._episode_start = True
+
+    @property
+    def episode_start(self) -> bool:
+        """Whether the current frame starts an episode (in a session replay: where the recording's did)."""
+        if self.mode == "replay":
+            return self.replay.episode_start
+        return self._episode_start
 
     def _ensure_policy(self) -> None:
         if self.player.policy is None and self.mode == "expert":
@@ -93,7 +106,7 @@ class Simulator:
         was_replay = self.mode == "replay"
         self.mode = mode
         if mode == "replay" or was_replay:
-            self.reset()  # a different source of frames: a new episode
+            self.reset()  # a different source of frames: a new episode (from the replay's start)
         elif mode == "expert":
             self._ensure_policy()
 
@@ -153,7 +166,7 @@ class Simulator:
             self.replay.advance()
         else:
             self.player.step(action)
-        self.episode_start = False
+        self._episode_start = False
 
     # ---------------------------------------------------------------- artifacts
     @property
@@ -210,8 +223,7 @@ class Simulator:
             self.selected = None
 
     def start_sliding_square(self) -> Artifact:
-        fs = 5
-        a = sliding_square(model_enter=0, model_exit=10, frameskip=fs)  # 10 model steps across the frame
+        a = sliding_square(model_enter=0, model_exit=10, frameskip=self.frameskip)  # 10 model steps across the frame
         a.enter += self.env_step
         a.exit += self.env_step
         self.player.artifacts.append(a)

@@ -18,7 +18,11 @@ simulator never runs ahead and nothing is dropped (deterministic recordings). Th
 also submits only when the worker is idle, so it never drops either.
 
 A new episode (reset, new seed, mode switch to replay) is marked on its first item (`episode_start`); the
-worker resets the stream there too.
+worker resets the stream there too. A replay re-drops what the recording dropped: an item marked `dropped` is
+published as dropped without reaching the stream, so the stream resets after it exactly where it did live.
+
+Each item carries the action stream that was active when it was submitted; the worker computes its record
+under that stream, so the log says which stream a record's look ahead used, whenever it is drained.
 
 Pictures. With a `decoder` (the engine, where the model folder has a pixel decoder), the worker also decodes the
 look-ahead forecasts into frames, once per model step (when the stream renews them), and any latents the loop
@@ -43,6 +47,8 @@ class FrameItem:
     frame: np.ndarray  # (S, S, 3) uint8, what the model sees
     action: np.ndarray | None  # raw action taken after the frame (None: none, e.g. the last replay row)
     episode_start: bool = False
+    active_stream: str = "real"  # the stream the look ahead of this frame's record follows
+    dropped: bool = False  # a replay of a frame the recording dropped: published as dropped, not computed
     info: dict = field(default_factory=dict)  # what the log keeps about the step (state, artifacts, mode, ...)
     submitted: float = 0.0
 
@@ -88,7 +94,10 @@ class InferenceWorker:
             self._raise_error()
             if self._slot is not None:  # the model fell behind: the waiting frame is dropped
                 self.dropped += 1
-                self._drops.append(Result(self._slot, None))  # published after the frame in flight
+                if self._busy:  # published after the frame in flight, which is older
+                    self._drops.append(Result(self._slot, None))
+                else:  # nothing older is unpublished: it goes out now, before any newer frame
+                    self._results.append(Result(self._slot, None))
             self._slot = item
             self._cond.notify_all()
             if self.lockstep and wait:
@@ -108,14 +117,13 @@ class InferenceWorker:
             self._raise_error()
 
     def results(self) -> list[Result]:
-        """Everything finished (or dropped) since the last call, in order."""
+        """Everything finished (or dropped) since the last call, in frame order; once all is handed out, the
+        worker's error, if it failed."""
         with self._cond:
-            self._raise_error()
-            if not self._busy:  # nothing earlier in flight: the drops can go out now
-                self._results.extend(self._drops)
-                self._drops.clear()
             out = list(self._results)
             self._results.clear()
+            if not out:
+                self._raise_error()
         return out
 
     def request_decode(self, tag, z: np.ndarray) -> None:
@@ -123,15 +131,14 @@ class InferenceWorker:
         with self._cond:
             self._requests[tag] = np.asarray(z, np.float32)
 
-    def set_active_stream(self, name: str) -> None:
-        assert name in ACTION_STREAMS
-        self.stream.active_stream = name  # read once per model step by the stream's look ahead
-
     def stop(self) -> None:
+        """End the thread; an error it ended with is raised here (after the thread is gone)."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
+        with self._cond:
+            self._raise_error()
 
     def _raise_error(self) -> None:
         if self.error is not None:
@@ -148,15 +155,20 @@ class InferenceWorker:
                 item, self._slot = self._slot, None
                 self._busy = True
             try:
-                gap = self._last_seq is not None and item.seq != self._last_seq + 1
-                if item.episode_start or gap:
-                    self.stream.reset()
-                self._last_seq = item.seq
-                t0 = time.perf_counter()
-                record = self.stream.step(item.frame, item.action)
-                result = Result(item, record, time.perf_counter() - t0, self.stream.t)
-                if self.decoder is not None:
-                    self._decode(result)
+                if item.dropped:
+                    result = Result(item, None)
+                else:
+                    gap = self._last_seq is not None and item.seq != self._last_seq + 1
+                    if item.episode_start or gap:
+                        self.stream.reset()
+                    self._last_seq = item.seq
+                    assert item.active_stream in ACTION_STREAMS, item.active_stream
+                    self.stream.active_stream = item.active_stream
+                    t0 = time.perf_counter()
+                    record = self.stream.step(item.frame, item.action)
+                    result = Result(item, record, time.perf_counter() - t0, self.stream.t)
+                    if self.decoder is not None:
+                        self._decode(result)
             except BaseException as err:  # surfaced to the loop on its next call
                 with self._cond:
                     self.error = err
@@ -167,7 +179,7 @@ class InferenceWorker:
                 self._results.append(result)
                 self._results.extend(self._drops)  # all submitted after this frame, before the next one taken
                 self._drops.clear()
-                self.processed += 1
+                self.processed += result.record is not None
                 self._done_seq = item.seq
                 self._busy = False
                 self._cond.notify_all()

@@ -6,6 +6,7 @@ model sees (artifacts drawn in) and the clean frame (what the frame would be wit
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ class ScenePlayer:
         self.scene = scene
         self.image_size = image_size
         self.env = PushT(image_size)
-        self.artifacts: list[Artifact] = list(scene.artifacts)
+        self.artifacts: list[Artifact] = copy.deepcopy(list(scene.artifacts))  # edits never reach the scene
         self.policy = make_policy(scene.policy, seed=scene.seed)
         self.current: Step | None = None
 

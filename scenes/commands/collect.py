@@ -2,12 +2,14 @@
 
 Episode i starts from the reset distribution seeded with SEED + i; the policy mix says which share
 of episodes the expert, the noisy expert and the random explorer play. The file is written as
-OUT.partial and renamed when complete."""
+OUT.partial and renamed when complete; an existing OUT is kept unless --force is given (checked before
+any episode is played)."""
 HELP = "collect a PushT dataset to HDF5"
 
 
 def add_arguments(p):
     p.add_argument("--out", required=True, help="output .h5 file")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--episodes", type=int, default=100, help="number of episodes")
     p.add_argument("--steps", type=int, default=300, help="env steps per episode (frames = steps + 1)")
     p.add_argument("--image-size", type=int, default=64, help="frame size in pixels (224 for the official model)")
@@ -21,9 +23,11 @@ def add_arguments(p):
 def run(args):
     from scenes.collect import collect, parse_mix
     from scenes.errors import UserError
+    from scenes.output_path import check_output_file
 
     if args.episodes < 1 or args.steps < 1 or args.image_size < 8 or args.workers < 1:
         raise UserError("--episodes, --steps and --workers must be >= 1 and --image-size >= 8")
+    check_output_file(args.out, "--out", force=args.force)
     result = collect(args.out, args.episodes, args.steps, args.image_size, args.seed, parse_mix(args.mix),
                      workers=args.workers)
     print(f"wrote {result['frames']} frames in {result['episodes']} episodes to {result['path']} "

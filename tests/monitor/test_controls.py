@@ -55,7 +55,7 @@ CHECKS = {
                  and np.array_equal(app.plan.goal_frame, app.sim.current.frame)
                  and not np.array_equal(c, app.sim.current.state)),
     "cycle_stream": (lambda app: app.active_stream,
-                     lambda app, c: app.active_stream != c and app.worker.stream.active_stream == app.active_stream),
+                     lambda app, c: app.active_stream != c and app.data.active_stream == app.active_stream),
     "cycle_kind": (lambda app: app.sim.kind, lambda app, c: app.sim.kind != c),
     "cycle_color": (lambda app: with_selected(app),
                     lambda app, c: app.sim.color != (255, 50, 50) and c.color == app.sim.color),

@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pygame
+import pytest
 
 from monitor.app import run_app
 from monitor.session import read_log
@@ -15,12 +16,14 @@ class SlowStream:
 
     def __init__(self, delay):
         self.delay, self.t, self.fed, self.resets = delay, -1, [], 0
+        self.started = 0  # steps begun
         self.active_stream = "real"
 
     def reset(self):
         self.t, self.resets = -1, self.resets + 1
 
     def step(self, frame, action):
+        self.started += 1
         time.sleep(self.delay)
         self.t += 1
         self.fed.append(int(frame[0, 0, 0]))
@@ -66,3 +69,44 @@ def test_the_interactive_loop_runs_and_quits(make_app):
     rows = read_log(out["session"])
     assert len(rows) == app.seq > 5  # every submitted frame is logged (numbers or "dropped")
     assert app.fps > 0
+
+
+def test_results_come_in_frame_order_when_a_pending_frame_is_dropped_before_the_worker_wakes():
+    stream = SlowStream(0.05)
+    worker = InferenceWorker(stream)
+    worker.submit(item(0, start=True))
+    worker.wait_idle()
+    results = worker.results()
+    with worker._cond:  # the worker thread cannot wake between these two submissions
+        worker.submit(item(1))
+        worker.submit(item(2))  # frame 1, still waiting, is dropped
+    while stream.started < 2:  # the worker has taken frame 2 and works on it
+        time.sleep(0.001)
+    results += worker.results()
+    worker.wait_idle()
+    results += worker.results()
+    worker.stop()
+    assert [r.item.seq for r in results] == [0, 1, 2]
+    assert [r.record is None for r in results] == [False, True, False]
+
+
+def test_a_worker_error_is_raised_on_close_after_the_session_is_finalised(make_app):
+    app = make_app(headless=False, lockstep=False)
+    app.sim_tick()
+    app.worker.wait_idle()
+    bad = FrameItem(app.seq, 0, np.zeros((3, 3, 3), np.uint8), None)  # not the model's frame size
+    app.worker.submit(bad)
+    with pytest.raises(RuntimeError, match="inference worker failed"):
+        app.close()
+    assert app.session._log.closed
+    assert len(read_log(app.session.folder)) == 1
+
+
+def test_the_log_names_the_stream_a_record_was_computed_under(make_app):
+    app = make_app()
+    app.sim_tick()  # lockstep: computed now, under "real"
+    app.set_stream("zero")  # switched before the result is drained
+    app.sim_tick()
+    app.drain()
+    rows = read_log(app.session.folder)
+    assert [r["active_stream"] for r in rows] == ["real", "zero"]

@@ -1,0 +1,31 @@
+"""Without the training extras (the monitor's install), the commands that need torch say what to install."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = [["train", "--data", "x.h5", "--run", "run"], ["probe", "latent", "--model", "m", "--out", "o"],
+            ["export", "--preset", "tiny", "--random-weights", "--out", "m"], ["bench"],
+            ["import-official", "folder", "--out", "m"]]
+# Runs each command with torch made unimportable, as on an install without it.
+CODE = """
+import json, sys
+sys.modules["torch"] = None
+from lewm.cli import main
+print(json.dumps([main(argv) for argv in json.loads(sys.argv[1])]))
+"""
+
+
+def test_torch_commands_without_torch_say_what_to_install(tmp_path):
+    import json
+
+    out = subprocess.run([sys.executable, "-c", CODE, json.dumps(COMMANDS)], capture_output=True, text=True,
+                         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [2] * len(COMMANDS)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == len(COMMANDS), out.stderr
+    for argv, line in zip(COMMANDS, lines):
+        assert line.startswith(f"lewm {argv[0]}: error: ") and "needs torch" in line
+        assert "pip install -e '.[train]'" in line
