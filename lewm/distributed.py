@@ -147,5 +147,8 @@ def array_fingerprint(*arrays: np.ndarray) -> str:
 
 
 def is_lost_rank_error(err: BaseException) -> bool:
-    """Whether an exception raised in a collective means another rank is gone (died, killed, or unreachable)."""
-    return is_distributed() and isinstance(err, (dist.DistError, RuntimeError))
+    """Whether an exception means another rank is gone (died, killed or unreachable): a distributed error, or the
+    RuntimeError that gloo raises when a peer's connection closes."""
+    if not is_distributed():
+        return False
+    return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError) and "gloo" in str(err))
