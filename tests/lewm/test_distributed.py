@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from lewm.checkpoint import load_model_folder
 from lewm.cli import main
 from lewm.config import preset
+from lewm.sigreg import sigreg
 from lewm.train import TrainSettings, train
 from scenes.collect import collect
 from scenes.errors import UserError
@@ -155,3 +156,12 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(dataset, tmp_
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(UserError, match="multiple of 3"):
         train(dataset, tmp_path / "run", preset("tiny"), TrainSettings(steps=1, batch_size=8), log=lambda line: None)
+
+
+def test_sigreg_directions_come_from_the_step_generator_not_the_global_rng():
+    z = torch.randn(64, 16)
+    state = torch.get_rng_state()
+    first = sigreg(z, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.get_rng_state(), state)  # dropout's stream on each rank is left alone
+    assert sigreg(z, generator=torch.Generator().manual_seed(7)).item() == first.item()  # every rank alike
+    assert sigreg(z, generator=torch.Generator().manual_seed(8)).item() != first.item()
