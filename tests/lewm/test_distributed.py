@@ -65,8 +65,8 @@ def train_one_step_in_float64(rank: int, world_size: int, port: int, dataset: Pa
     small batch spreads): merely permuting the clips of one process moves them that much, and Adam's first step,
     lr * sign(gradient), then flips wherever a gradient is near zero. Dropout is off (each process draws its own
     masks)."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
