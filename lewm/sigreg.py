@@ -1,43 +1,54 @@
 """SIGReg and the LeWM training loss (spec/lewm-model.md, "Loss and training").
 
 SIGReg pushes the batch of embeddings towards an isotropic Gaussian: along random 1-D directions it compares
-the empirical characteristic function with the Gaussian's (the Epps-Pulley statistic).
+the empirical characteristic function with the Gaussian's (the Epps-Pulley statistic). In data-parallel training
+it is computed on the global batch: every rank's embeddings, gathered with their gradients, along directions that
+every rank draws alike from a generator seeded by the step.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from lewm.distributed import gather_batch
 from lewm.model import LeWM
 
 SIGREG_WEIGHT = 0.09
 
 
-def sigreg(z: Tensor, num_proj: int = 1024, knots: int = 17, t_max: float = 3.0) -> Tensor:
-    """Epps-Pulley statistic of z (N, D) or (T, N, D) on fresh random projections, times N, averaged over T and
-    projections. An isotropic Gaussian batch scores about 1; a collapsed batch of N rows about N / 2.5."""
+def sigreg(z: Tensor, num_proj: int = 1024, knots: int = 17, t_max: float = 3.0,
+           generator: torch.Generator | None = None) -> Tensor:
+    """Epps-Pulley statistic of z (N, D) or (T, N, D) on random projections, times N, averaged over T and
+    projections. An isotropic Gaussian batch scores about 1; a collapsed batch of N rows about N / 2.5.
+    The directions come from `generator` (on its device), else from the global RNG."""
     if z.dim() == 2:
         z = z.unsqueeze(0)
-    z = z.float()
-    t = torch.linspace(0, t_max, knots, device=z.device)
+    if z.dtype in (torch.float16, torch.bfloat16):
+        z = z.float()  # half-precision batches: the statistic needs float32 (float64 stays float64)
+    t = torch.linspace(0, t_max, knots, device=z.device, dtype=z.dtype)
     phi = torch.exp(-t.square() / 2)
     dt = t_max / (knots - 1)
-    weights = torch.full((knots,), 2 * dt, device=z.device)
+    weights = torch.full((knots,), 2 * dt, device=z.device, dtype=z.dtype)
     weights[[0, -1]] = dt
     weights = weights * phi
-    directions = torch.randn(z.shape[-1], num_proj, device=z.device)
+    device = generator.device if generator is not None else z.device
+    directions = torch.randn(z.shape[-1], num_proj, device=device, generator=generator, dtype=torch.float32)
+    directions = directions.to(z.device, z.dtype)
     directions = directions / directions.norm(dim=0)
     x = (z @ directions).unsqueeze(-1) * t  # (T, N, P, K)
     err = (x.cos().mean(dim=-3) - phi).square() + x.sin().mean(dim=-3).square()  # (T, P, K)
     return ((err @ weights) * z.shape[-2]).mean()
 
 
-def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor,
-              sigreg_weight: float = SIGREG_WEIGHT) -> tuple[Tensor, Tensor, Tensor]:
+def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor, sigreg_weight: float = SIGREG_WEIGHT,
+              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """frames (B, T+1, H, W, 3) uint8 and raw action blocks (B, >=T, A), T <= history -> (total, pred, sigreg).
 
-    Action rows that are NaN (past an episode's end) become 0 after z-scoring, i.e. the mean action."""
+    Action rows that are NaN (past an episode's end) become 0 after z-scoring, i.e. the mean action.
+    In a process group, pred is this rank's mean (DDP averages the gradients over the ranks) and SIGReg is that
+    of all ranks' embeddings together, so the averaged gradient is that of one process holding every rank's clips.
+    `generator` draws SIGReg's directions (give every rank the same one)."""
     b, n = frames.shape[:2]
     t = n - 1
     if not 1 <= t <= model.config.history:
@@ -46,5 +57,19 @@ def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor,
     actions = torch.nan_to_num(model.normalise_actions(action_blocks[:, :t]), nan=0.0)
     pred = model.predict(emb[:, :t], model.embed_actions(actions))
     pred_loss = F.mse_loss(pred, emb[:, 1:])
-    reg = sigreg(emb.transpose(0, 1))
+    reg = sigreg(gather_batch(emb).transpose(0, 1), generator=generator)
     return pred_loss + sigreg_weight * reg, pred_loss, reg
+
+
+class LeWMObjective(nn.Module):
+    """lewm_loss as a module's forward, the form DistributedDataParallel wraps (it syncs the gradients of what
+    its forward computes)."""
+
+    def __init__(self, model: LeWM, sigreg_weight: float = SIGREG_WEIGHT):
+        super().__init__()
+        self.model = model
+        self.sigreg_weight = sigreg_weight
+
+    def forward(self, frames: Tensor, action_blocks: Tensor,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        return lewm_loss(self.model, frames, action_blocks, self.sigreg_weight, generator)

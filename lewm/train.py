@@ -5,6 +5,11 @@ between them (each block: frameskip raw env actions, concatenated). Every start 
 episode is a clip. Actions are z-scored with statistics of the training dataset, stored in the
 model's config. A run folder holds the latest checkpoint (model folder + optimiser state) and a
 JSON-lines log; `resume=True` continues from it.
+
+Under torchrun the same call trains data-parallel (DistributedDataParallel, lewm/distributed.py): the batch size,
+step count, learning-rate schedule and time budget are those of the whole run; each step draws one global batch,
+the same on every rank, and each rank trains on its own slice of it, so a run's clips do not depend on how many
+processes share it. Rank 0 alone writes the run folder and the progress bar.
 """
 from __future__ import annotations
 
@@ -18,12 +23,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from lewm.checkpoint import load_model_folder, save_model_folder
 from lewm.config import ModelConfig
+from lewm.distributed import (Ranks, array_fingerprint, from_rank_zero, is_lost_rank_error, mean_over_ranks,
+                              require_same_on_all_ranks)
+from lewm.global_batchnorm import use_global_batchnorm
 from lewm.model import LeWM
-from lewm.sigreg import SIGREG_WEIGHT, lewm_loss, sigreg
+from lewm.sigreg import SIGREG_WEIGHT, LeWMObjective, sigreg
 from scenes.dataset import EpisodeDataset, action_statistics
 from scenes.errors import UserError
 
@@ -39,6 +49,7 @@ class TrainSettings:
     sigreg_weight: float = SIGREG_WEIGHT
     seed: int = 0
     checkpoint_every: int = 500
+    recalibration_batches: int = 20  # batches of 64 clips that re-estimate the BatchNorm statistics at a checkpoint
     time_budget_minutes: float | None = None  # stop (with a checkpoint) after this much training wall time
     # "steps": the cosine decay runs over `steps`; "time": over the time budget (for a machine of unknown speed)
     schedule: str = "steps"
@@ -80,6 +91,12 @@ class ClipSampler:
     def __len__(self) -> int:
         return len(self.starts)
 
+    def fingerprint(self) -> str:
+        """A hash of the clips (their starts and actions, and some 64 frames spread over the dataset), to check
+        that every rank trains on the same data."""
+        stride = max(1, len(self.pixels) // 64)
+        return array_fingerprint(self.starts, self.action.cpu().numpy(), self.pixels[::stride].cpu().numpy())
+
     def batch(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Clips at `index` -> frames (B, history+1, H, W, 3) uint8, action blocks (B, history, A) raw,
         on the sampler's device."""
@@ -102,13 +119,20 @@ def lr_at(step: int, s: TrainSettings, elapsed_s: float = 0.0) -> float:
     return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def rank_slice(index: np.ndarray, ranks: Ranks) -> np.ndarray:
+    """This rank's share of a global batch of clip indices (the batch splits evenly over the ranks)."""
+    share = len(index) // ranks.world_size
+    return index[ranks.rank * share:(ranks.rank + 1) * share]
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(model: LeWM, sampler: ClipSampler, rng: np.random.Generator,
-                          batches: int = 20, batch_size: int = 64) -> None:
+                          batches: int = 20, batch_size: int = 64, ranks: Ranks = Ranks()) -> None:
     """Re-estimate every BatchNorm's running statistics as an exact average over fresh batches.
 
     The running averages lag an encoder that is still moving fast, and eval-mode latents then drift
     away from the train-mode ones SIGReg shaped; a recalibration pass before each save removes that.
+    In data-parallel training every rank takes part, each with its slice of the same global batches.
     """
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     for bn in bns:
@@ -116,8 +140,9 @@ def recalibrate_batchnorm(model: LeWM, sampler: ClipSampler, rng: np.random.Gene
         bn.momentum = None  # cumulative average
     model.train()
     device = next(model.parameters()).device
+    per_rank = -(-batch_size // ranks.world_size)
     for _ in range(batches):
-        frames, blocks = sampler.batch(rng.integers(0, len(sampler), batch_size))
+        frames, blocks = sampler.batch(rank_slice(rng.integers(0, len(sampler), per_rank * ranks.world_size), ranks))
         frames, blocks = frames.to(device), blocks.to(device)
         b, n = frames.shape[:2]
         z = model.encode(model.preprocess_frames(frames.flatten(0, 1))).view(b, n, -1)
@@ -155,27 +180,45 @@ def evaluate(model: LeWM, sampler: ClipSampler, index: np.ndarray) -> dict:
     return out
 
 
-def _checkpoint(run: Path, model: LeWM, optimizer, step: int, elapsed_s: float, sampler, rng, card: str) -> None:
-    recalibrate_batchnorm(model, sampler, rng)
+def _save_checkpoint(run: Path, model: LeWM, optimizer, step: int, elapsed_s: float, card: str) -> None:
     tmp = run / "checkpoint.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     save_model_folder(model, model.config, tmp, card=card)
     torch.save({"optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed_s}, tmp / "trainer_state.pt")
-    # Swap the complete new folder in: a kill at any moment leaves one whole checkpoint.
+    # Swap the complete new folder in: a kill at any moment leaves one whole checkpoint (a kill between the two
+    # renames leaves it as checkpoint.old, which _recover_checkpoint puts back).
     final, old = run / "checkpoint", run / "checkpoint.old"
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
-    model.train()
+
+
+def _recover_checkpoint(run: Path) -> None:
+    """Put back the previous checkpoint when a run was killed between the two renames of a checkpoint swap."""
+    final, old = run / "checkpoint", run / "checkpoint.old"
+    if old.is_dir() and not final.exists():
+        try:
+            os.replace(old, final)
+        except FileNotFoundError:
+            pass  # another rank of the same run put it back first
+
+
+def _torch_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
 
 
 def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settings: TrainSettings,
           resume: bool = False, init: str | Path | None = None, log=print) -> Path:
     """Train (or resume) and return the run's checkpoint folder (a model folder). `init`: a model folder to
-    fine-tune (its weights and action statistics; `config` should be its config)."""
+    fine-tune (its weights and action statistics; `config` should be its config). Started by torchrun, every
+    rank calls this with the same arguments."""
     run = Path(run)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ranks = Ranks.from_environment()
+    if settings.batch_size % ranks.world_size:
+        raise UserError(f"a batch of {settings.batch_size} clips does not split evenly over {ranks.world_size} "
+                        f"processes: make --batch-size a multiple of {ranks.world_size}")
+    device = ranks.device()
     with EpisodeDataset(dataset_path) as dataset:
         if dataset.image_size != config.image_size:
             raise UserError(f"{dataset_path} holds {dataset.image_size} px frames but the model expects "
@@ -183,47 +226,81 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
         mean, std = action_statistics(dataset)
         sampler = ClipSampler(dataset, config, device)
 
-    step, elapsed_before = 0, 0.0
+    _recover_checkpoint(run)
     if not resume and (run / "checkpoint").exists():
         raise UserError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --run")
+    if resume and not (run / "checkpoint").exists():
+        raise UserError(f"nothing to resume in {run}: no checkpoint folder there")
+    started = ranks.start(device)
+    try:
+        return _train(run, sampler, config, settings, ranks, device, resume, init, (mean, std), dataset_path, log)
+    except Exception as err:
+        if not is_lost_rank_error(err):
+            raise
+        reason = str(err).strip().splitlines()[0][:300]
+        raise UserError(f"rank {ranks.rank} lost contact with the other training processes (one died, was stopped "
+                        f"or is unreachable: {reason}); the run stops. The last checkpoint, {run / 'checkpoint'}, "
+                        f"is whole: continue from it with --resume") from None
+    finally:
+        if started:
+            dist.destroy_process_group()
+
+
+def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: TrainSettings, ranks: Ranks,
+           device: str, resume: bool, init, action_stats, dataset_path, log) -> Path:
+    step, elapsed_before = 0, 0.0
     if resume:
-        if not (run / "checkpoint").exists():
-            raise UserError(f"nothing to resume in {run}: no checkpoint folder there")
-        model = load_model_folder(run / "checkpoint", device=device)
         state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True, map_location=device)
         step = int(state["step"])
         elapsed_before = float(state.get("elapsed_s", 0.0))
+    # The initial weights (DDP copies rank 0's to the others), then dropout: each rank its own masks.
+    torch.manual_seed(_torch_seed(settings.seed, step, ranks.rank))
+    if resume:
+        model = load_model_folder(run / "checkpoint", device=device)
     elif init is not None:
         model = load_model_folder(init, device=device)  # keeps the action statistics it was trained with
     else:
-        config.action_mean, config.action_std = [float(v) for v in mean], [float(v) for v in std]
+        config.action_mean, config.action_std = [float(v) for v in action_stats[0]], [float(v) for v in action_stats[1]]
         model = LeWM(config).to(device)
-    # Seeded by (seed, step): a resumed run draws fresh batches, deterministically.
-    torch.manual_seed(settings.seed * 1_000_003 + step)
+    require_same_on_all_ranks("datasets", sampler.fingerprint(), "give every process the same dataset file (--data)")
+    require_same_on_all_ranks("training settings", [asdict(settings), model.config.to_dict(), step],
+                              "start every process with the same options, and on several machines keep the run "
+                              "folder on a shared filesystem so that --resume finds the same checkpoint")
+    # Seeded by (seed, step): a resumed run draws fresh batches, deterministically; every rank draws the same.
     rng = np.random.default_rng([settings.seed, step])
     model.train()
-    if device == "cuda":
+    objective = LeWMObjective(model, settings.sigreg_weight)
+    if ranks.world_size > 1:
+        use_global_batchnorm(model)
+        # The BatchNorm buffers agree on every rank already (global statistics): no need to send them each step.
+        objective = DistributedDataParallel(objective, device_ids=[ranks.local_rank] if device != "cpu" else None,
+                                            forward_sync_buffers=False)
+    if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
-                                  fused=device == "cuda")
+                                  fused=device.startswith("cuda"))
     if resume:
         optimizer.load_state_dict(state["optimizer"])
 
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "settings.json").write_text(json.dumps({"dataset": str(dataset_path), "init": init and str(init),
-                                                   **asdict(settings)}, indent=2))
+    if ranks.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "settings.json").write_text(json.dumps({"dataset": str(dataset_path), "init": init and str(init),
+                                                       "processes": ranks.world_size, **asdict(settings)}, indent=2))
+        log_file = open(run / "log.jsonl", "a")
     eval_index = np.random.default_rng(12345).integers(0, len(sampler), 256)
-    log_file = open(run / "log.jsonl", "a")
     card = f"Checkpoint of a run trained with `lewm train` on {dataset_path}; see settings.json and log.jsonl.\n"
     start = time.perf_counter() - elapsed_before  # the time budget counts the whole run, across resumes
-    bar = tqdm(total=settings.steps, initial=step, desc="train", unit="step")
+    bar = tqdm(total=settings.steps, initial=step, desc="train", unit="step", disable=not ranks.is_main)
     try:
         while step < settings.steps:
+            # rank 0's clock, so that every rank uses one learning rate and stops at one step
+            elapsed = from_rank_zero(time.perf_counter() - start, device)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, settings, time.perf_counter() - start)
-            frames, blocks = sampler.batch(rng.integers(0, len(sampler), settings.batch_size))
-            loss, pred_loss, reg = lewm_loss(model, frames.to(device), blocks.to(device), settings.sigreg_weight)
+                group["lr"] = lr_at(step, settings, elapsed)
+            frames, blocks = sampler.batch(rank_slice(rng.integers(0, len(sampler), settings.batch_size), ranks))
+            directions = torch.Generator(device).manual_seed(settings.seed * 1_000_003 + step)
+            loss, pred_loss, reg = objective(frames.to(device), blocks.to(device), directions)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -231,22 +308,25 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
             step += 1
             bar.update(1)
             bar.set_postfix(pred=f"{pred_loss.item():.4f}", sigreg=f"{reg.item():.2f}")
-            out_of_time = (settings.time_budget_minutes is not None
-                           and time.perf_counter() - start > 60 * settings.time_budget_minutes)
+            elapsed = from_rank_zero(time.perf_counter() - start, device)  # one reading: log and checkpoint agree
+            out_of_time = settings.time_budget_minutes is not None and elapsed > 60 * settings.time_budget_minutes
             if step % settings.checkpoint_every == 0 or step == settings.steps or out_of_time:
-                elapsed = time.perf_counter() - start  # one reading: the log and the checkpoint agree on it
-                _checkpoint(run, model, optimizer, step, elapsed, sampler, rng, card)
-                record = {"step": step, "wall_s": round(elapsed, 1),
-                          "loss": loss.item(), "pred": pred_loss.item(), "sigreg": reg.item(),
-                          **evaluate(model, sampler, eval_index)}
+                recalibrate_batchnorm(model, sampler, rng, settings.recalibration_batches, ranks=ranks)
+                total, pred = mean_over_ranks([loss.item(), pred_loss.item()], device)  # the global batch's
+                if ranks.is_main:
+                    _save_checkpoint(run, model, optimizer, step, elapsed, card)
+                    record = {"step": step, "wall_s": round(elapsed, 1), "loss": total, "pred": pred,
+                              "sigreg": reg.item(), **evaluate(model, sampler, eval_index)}
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+                    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
                 model.train()
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             if out_of_time:
-                log(f"time budget of {settings.time_budget_minutes} min reached at step {step}")
+                if ranks.is_main:
+                    log(f"time budget of {settings.time_budget_minutes} min reached at step {step}")
                 break
     finally:
         bar.close()
-        log_file.close()
+        if ranks.is_main:
+            log_file.close()
     return run / "checkpoint"

@@ -1,7 +1,14 @@
 """Train a LeWM from an HDF5 dataset (ours or the official file) with next-embedding prediction
 plus SIGReg. Checkpoints go to RUN/checkpoint (a model folder) every --checkpoint-every steps and
 when the time budget runs out; --resume continues from there. With --out, the final model folder
-is copied there. Uses the GPU when one is present."""
+is copied there. Uses the GPU when one is present.
+
+Data-parallel training: `--nproc N` starts N processes on this machine (one per GPU, or CPU processes); across
+machines, start it on each with `torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT
+-m lewm.cli train ...` (same options everywhere). --batch-size, --steps and the time budget are those of the
+whole run; SIGReg is computed on the whole batch; rank 0 writes the run folder."""
+import argparse
+
 HELP = "train a LeWM model (SIGReg) from a dataset"
 
 
@@ -24,7 +31,11 @@ def add_arguments(p):
     p.add_argument("--schedule", choices=("steps", "time"), default="steps",
                    help="decay the learning rate over --steps, or over --time-budget (for a machine of unknown "
                         "speed: the run ends at whichever comes first)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per process (default: the cores shared out among this machine's processes)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train data-parallel in N processes on this machine (one per GPU); launches torchrun's "
+                        "agent, so do not combine it with torchrun")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its checkpoint")
     p.add_argument("--init", default=None, metavar="MODEL_DIR",
                    help="fine-tune: start from this model folder's weights, sizes and action statistics (with a "
@@ -61,7 +72,18 @@ def run(args):
 
     if args.preset not in PRESETS:
         raise UserError(f"unknown preset {args.preset!r}; known presets: {', '.join(PRESETS)}")
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    if args.nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc > 1:
+        if "WORLD_SIZE" in os.environ:
+            raise UserError("--nproc starts its own processes: drop it when launching with torchrun")
+        from lewm.launch import launch_on_this_machine
+
+        launch_on_this_machine(args.nproc, run_rank, argparse.Namespace(**{**vars(args), "nproc": 1}))
+        return
+    is_main = int(os.environ.get("RANK", 0)) == 0
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // local_processes))
     if args.init and args.set:
         raise UserError("--init takes the model's sizes from its folder: drop --set")
     if args.init and args.resume:
@@ -76,11 +98,29 @@ def run(args):
     if args.sigreg_weight is not None:
         settings.sigreg_weight = args.sigreg_weight
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"training on {device}")
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    if is_main:
+        print(f"training on {device}" + (f", {world_size} processes" if world_size > 1 else ""))
     checkpoint = train(args.data, args.run, config, settings, resume=args.resume, init=args.init,
                        log=lambda line: print(line, flush=True))
+    if not is_main:
+        return
     if args.out:
         shutil.copytree(checkpoint, args.out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("trainer_state.pt"))
         print(f"model folder written to {args.out}")
     else:
         print(f"latest checkpoint: {checkpoint}")
+
+
+def run_rank(args):
+    """One process of `--nproc`: run() with the command's error handling (a one-line message, exit code 2)."""
+    import os
+    import sys
+
+    from scenes.errors import UserError
+
+    try:
+        run(args)
+    except UserError as err:
+        print(f"lewm train (rank {os.environ.get('RANK', 0)}): error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
