@@ -1,5 +1,6 @@
-"""The probes of spec/probes.md (latent structure, horizon, surprise, actions) plus a linear physics probe,
-each a function over a model (the two-call interface) and episodes, all computed by lewm.stream.LatentStream.
+"""The probes of spec/probes.md (latent structure, horizon, surprise, actions) plus a linear physics probe and
+violation of expectation, each a function over a model (the two-call interface) and episodes, all computed by
+lewm.stream.LatentStream.
 
     from lewm.probes import load_model, scene_episodes, run_horizon
     model = load_model("runs/small64/checkpoint")
@@ -12,6 +13,7 @@ from lewm.probes.latent import run_latent
 from lewm.probes.physics import run_physics
 from lewm.probes.suite import PROBES, ProbeSettings, run_all, run_probe
 from lewm.probes.surprise import run_surprise
+from lewm.probes.voe import run_voe
 
 __all__ = ["PROBES", "ProbeSettings", "dataset_episodes", "load_model", "run_actions", "run_all", "run_horizon",
-           "run_latent", "run_physics", "run_probe", "run_stream", "run_surprise", "scene_episodes"]
+           "run_latent", "run_physics", "run_probe", "run_stream", "run_surprise", "run_voe", "scene_episodes"]

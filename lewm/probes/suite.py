@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lewm.probes import actions, decoder, horizon, latent, physics, surprise
+from lewm.probes import actions, decoder, horizon, latent, physics, surprise, voe
 from lewm.probes.common import HELD_OUT_SEED, dataset_episodes, run_stream, scene_episodes, write_json
 
-PROBES = ("latent", "horizon", "surprise", "actions", "physics")
+PROBES = ("latent", "horizon", "surprise", "actions", "physics", "voe")
 PHYSICS_TRAIN_OFFSET = 100_000  # the physics probe's training episodes: seeds seed + 100000 + i
 
 
@@ -98,6 +98,8 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
     if name == "physics":
         train, test, sources = source.physics()
         return physics.run_physics(model, train, test, out=out, sources=sources)
+    if name == "voe":
+        return voe.run_voe(model, source.expert(), seed=settings.seed, out=out)
     if name == "decoder":
         if pixel_decoder is None:
             raise ValueError("the decoder probe needs the model's pixel decoder")
@@ -107,7 +109,8 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
 
 
 HEADLINES = {"latent": latent.headline, "horizon": horizon.headline, "surprise": surprise.headline,
-             "actions": actions.headline, "physics": physics.headline, "decoder": decoder.headline}
+             "actions": actions.headline, "physics": physics.headline, "voe": voe.headline,
+             "decoder": decoder.headline}
 
 
 def run_all(model, settings: ProbeSettings, out: str | Path, model_name: str = "", backend: str = "",
