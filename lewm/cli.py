@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "export": "export.commands.export",
     "bench": "export.commands.bench",
     "monitor": "monitor.commands",
+    "plan": "lewm.commands.plan",
 }
 
 
