@@ -43,7 +43,7 @@ class ExpectsPanel:
             if data.has_decoder:
                 self._frame(surface, big, None if decoded is None or i >= len(decoded) else decoded[i])
                 self._blit(surface, little, expert)
-                style.text(surface, f"+{i + 1}: nearest expert frame", (little.right + 5, little.y + 2), 15, style.DIM)
+                style.text(surface, "nearest expert", (little.right + 5, little.y + 2), 15, style.DIM)
             else:
                 self._blit(surface, big, expert)
             pygame.draw.rect(surface, style.PANEL, pygame.Rect(big.x + 2, big.y + 2, 24, 16))
