@@ -76,7 +76,7 @@ def test_failed_verification_removes_the_files(tmp_path, monkeypatch):
 
 
 def test_export_command_random_weights(tmp_path, capsys):
-    from lewm.cli import main
+    from lewm_cli import main
 
     out = tmp_path / "random-tiny"
     assert main(["export", "--preset", "tiny", "--random-weights", "--out", str(out)]) == 0
@@ -85,7 +85,7 @@ def test_export_command_random_weights(tmp_path, capsys):
 
 
 def test_export_command_needs_a_model(capsys):
-    from lewm.cli import main
+    from lewm_cli import main
 
     assert main(["export"]) == 2
     assert "--model" in capsys.readouterr().err

@@ -17,7 +17,7 @@ ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONP
 
 def test_monitor_never_imports_torch():
     code = ("import sys, monitor.app, monitor.commands, monitor.worker, monitor.reference, monitor.replay, "
-            "monitor.bench, export.engine, lewm.cli; from monitor.commands import load_engine; "
+            "monitor.bench, export.engine, lewm_cli; from monitor.commands import load_engine; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr

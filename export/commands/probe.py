@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from lewm.probes.common import jsonable, load_model
+    from export.backends import load_backend
+    from lewm.probes.common import jsonable
     from lewm.probes.suite import HEADLINES, ProbeSettings, run_all, run_probe
     from scenes.errors import UserError
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, args.backend)
+    model = load_backend(args.model, args.backend)
     settings = ProbeSettings(episodes=args.episodes, fit_episodes=args.fit_episodes, seed=args.seed,
                              steps=args.steps, dataset=args.dataset, horizon=args.horizon)
     out = Path(args.out)

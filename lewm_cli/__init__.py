@@ -1,0 +1,52 @@
+"""The `lewm` command: one dispatcher above the four packages (scenes, lewm, export, monitor).
+
+Each subcommand lives in the package it belongs to, as a module exposing HELP, add_arguments(parser) and
+run(args); those modules import heavy libraries (torch, onnxruntime, pygame) only inside run(), so
+`lewm --help` stays fast and torch-free. Only this package imports every layer; no layer imports it."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from export.commands import bench, export, probe
+from lewm.commands import import_official, train
+from monitor import commands as monitor
+from scenes.commands import collect, list_scenes
+from scenes.errors import UserError
+from scenes.help_format import HelpFormatter
+
+SUBCOMMANDS = {
+    "scenes": list_scenes,
+    "collect": collect,
+    "train": train,
+    "import-official": import_official,
+    "probe": probe,
+    "export": export,
+    "bench": bench,
+    "monitor": monitor,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lewm",
+        description="Watch LeWM, a JEPA world model, think on PushT: collect data, train, probe, export, monitor.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__, formatter_class=HelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args._run(args) or 0
+    except UserError as err:
+        print(f"lewm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lewm {args.command}: interrupted", file=sys.stderr)
+        return 130
