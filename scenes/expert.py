@@ -1,4 +1,4 @@
-"""A scripted PushT expert: quasi-static pushing of the T onto the goal pose (spec/pusht.md).
+"""A scripted PushT expert: quasi-static pushing of the T onto the goal pose (256, 256, pi/4).
 
 The block has no inertia between physics steps (space.damping = 0), so every physics step it starts
 at rest and moves only by the impulse the (kinematic) agent gives it. That makes a one-contact

@@ -1,4 +1,4 @@
-"""The PushT simulator (spec/pusht.md), as a gymnasium environment, written for pymunk 7.
+"""The PushT simulator of gym-pusht and stable-worldmodel, as a gymnasium environment, written for pymunk 7.
 
 World units: a 512 x 512 arena, y pointing down on screen (pymunk coordinates map straight to
 canvas pixels, as in the references). Actions use the LeWM convention: a in [-1, 1]^2, relative,
@@ -123,7 +123,7 @@ class PushT(gym.Env):
         agent_shape.friction = 1
         space.add(self.agent, agent_shape)
 
-        # Moment = 2 x the bar's moment, a quirk every reference shares (spec/pusht.md).
+        # Moment = 2 x the bar's moment, a quirk gym-pusht and stable-worldmodel share.
         moment = 2 * pymunk.moment_for_poly(1, T_BAR)
         self.block = pymunk.Body(1, moment)
         boxes = [pymunk.Poly(self.block, box) for box in T_BOXES]
