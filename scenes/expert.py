@@ -1,10 +1,11 @@
-"""A scripted PushT expert: quasi-static pushing of the T onto the goal pose (256, 256, pi/4).
+"""A scripted PushT expert: quasi-static pushing of the T onto the goal pose.
 
 The block has no inertia between physics steps (space.damping = 0), so every physics step it starts
 at rest and moves only by the impulse the (kinematic) agent gives it. That makes a one-contact
 impulse model exact enough to plan with: for a contact point r (from the centre of gravity) and a
 push velocity d of the agent, the sticking impulse is j = K^-1 d with K = I2/m + r_perp r_perp^T / I,
-projected onto the friction cone (mu = 1) when it would slide; the block's twist is (j/m, r x j / I).
+projected onto the friction cone; PushT's contacts are frictionless (mu = 0), so that is the normal
+alone. The block's twist is (j/m, r x j / I).
 These twists are body-frame constants, precomputed once for ~100 contact points x 3 push directions.
 
 Each call:
@@ -30,7 +31,7 @@ from scenes.pusht import ACTION_SCALE, AGENT_RADIUS, GOAL_POSE, T_BOXES, coverag
 _MASS = 1.0
 _MOMENT = 3000.0  # 2 x moment_for_poly(1, T_BAR), as the simulator builds it
 _COG = np.array([0.0, 45.0])  # body-local centre of gravity
-_MU = 1.0  # agent friction x block friction
+_MU = 0.0  # contacts are frictionless (scenes.pusht): the impulse is along the normal only
 _ANGLE_SCALE = 60.0  # units of length one radian of angle error is worth
 _GAP = 1.0  # standoff distance beyond touching
 _RC = 78.0 + AGENT_RADIUS + 12.0  # orbit radius around the CoG (T's farthest point is ~76.5 away)
@@ -121,7 +122,7 @@ class ExpertPolicy:
     """
 
     def __init__(self, noise: float = 0.0, seed: int | None = None, *, done_coverage: float = 0.97,
-                 push_gain: float = 1.0, max_push: float = 25.0, hysteresis: float = 0.25,
+                 push_gain: float = 1.5, max_push: float = 25.0, hysteresis: float = 0.25,
                  travel_cost: float = 0.15):
         self.noise = float(noise)
         self.seed = seed

@@ -1,4 +1,4 @@
-"""The PushT simulator of gym-pusht and stable-worldmodel, as a gymnasium environment, written for pymunk 7.
+"""The PushT simulator (the reference gym-pusht / stable-worldmodel PushT), as a gymnasium environment, written for pymunk 7.
 
 World units: a 512 x 512 arena, y pointing down on screen (pymunk coordinates map straight to
 canvas pixels, as in the references). Actions use the LeWM convention: a in [-1, 1]^2, relative,
@@ -18,7 +18,11 @@ import shapely.ops
 from scenes.errors import UserError
 
 WORLD_SIZE = 512
-WALL_CORNERS = ((5, 5), (506, 5), (506, 506), (5, 506))
+# The four walls exactly as gym-pusht and stable-worldmodel add them: this order and these directions, not a
+# walk round the corners. pymunk solves contacts shape by shape in the order shapes were added, and a segment's
+# direction sets its normal side, so another order or direction gives a different solution whenever the block
+# touches a wall (the parity test in tests/scenes/test_pusht_reference.py pins this).
+WALLS = (((5, 506), (5, 5)), ((5, 5), (506, 5)), ((506, 5), (506, 506)), ((5, 506), (506, 506)))
 WALL_RADIUS = 2
 AGENT_RADIUS = 15
 PHYSICS_DT = 0.01
@@ -112,23 +116,19 @@ class PushT(gym.Env):
         space = pymunk.Space()
         space.gravity = (0, 0)
         space.damping = 0
-        corners = WALL_CORNERS + WALL_CORNERS[:1]
-        for a, b in zip(corners[:-1], corners[1:]):
-            wall = pymunk.Segment(space.static_body, a, b, WALL_RADIUS)
-            wall.friction = 1
-            space.add(wall)
+        # Friction: every shape keeps pymunk's default, 0. The references write `body.friction = 1`, but in
+        # pymunk friction is a property of shapes; on a Body it is a plain Python attribute that the solver
+        # never reads, so their contacts are frictionless, and that is the world their data was recorded in.
+        for a, b in WALLS:
+            space.add(pymunk.Segment(space.static_body, a, b, WALL_RADIUS))
 
         self.agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
-        agent_shape = pymunk.Circle(self.agent, AGENT_RADIUS)
-        agent_shape.friction = 1
-        space.add(self.agent, agent_shape)
+        space.add(self.agent, pymunk.Circle(self.agent, AGENT_RADIUS))
 
         # Moment = 2 x the bar's moment, a quirk gym-pusht and stable-worldmodel share.
         moment = 2 * pymunk.moment_for_poly(1, T_BAR)
         self.block = pymunk.Body(1, moment)
         boxes = [pymunk.Poly(self.block, box) for box in T_BOXES]
-        for box in boxes:
-            box.friction = 1
         self.block.center_of_gravity = (np.mean([b.center_of_gravity for b in boxes], axis=0)).tolist()
         space.add(self.block, *boxes)
         self._space = space

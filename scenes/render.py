@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pygame
 
-from scenes.pusht import AGENT_RADIUS, GOAL_POSE, T_BOXES, WALL_CORNERS, WALL_RADIUS, WORLD_SIZE
+from scenes.pusht import AGENT_RADIUS, GOAL_POSE, T_BOXES, WALL_RADIUS, WALLS, WORLD_SIZE
 
 cv2.setNumThreads(1)  # one small resize per frame: threads only add overhead beside the model's
 
@@ -44,6 +44,13 @@ def _fat_outline(canvas: pygame.Surface, color, points, radius: int) -> None:
         pygame.draw.circle(canvas, color, p, radius)
 
 
+def _fat_segment(canvas: pygame.Surface, color, segment, radius: int) -> None:
+    """One segment of `radius` on each side, with round ends (a pymunk fat segment)."""
+    pygame.draw.line(canvas, color, segment[0], segment[1], 2 * radius)
+    for p in segment:
+        pygame.draw.circle(canvas, color, p, radius)
+
+
 _canvas: pygame.Surface | None = None
 
 
@@ -57,7 +64,8 @@ def draw_canvas(state: np.ndarray, block_color=None) -> pygame.Surface:
     canvas.fill(WHITE)
     for box in _t_boxes_world(*GOAL_POSE):
         pygame.draw.polygon(canvas, LIGHT_GREEN, box)
-    _fat_outline(canvas, LIGHT_GRAY, WALL_CORNERS, WALL_RADIUS)
+    for wall in WALLS:
+        _fat_segment(canvas, LIGHT_GRAY, wall, WALL_RADIUS)
     for box in _t_boxes_world(state[2], state[3], state[4]):
         pygame.draw.polygon(canvas, brighten(block_color), box)
         _fat_outline(canvas, block_color, box, 2)

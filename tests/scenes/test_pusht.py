@@ -26,9 +26,12 @@ def test_geometry_matches_the_spec():
     env.reset(seed=0)
     assert env._space.gravity == (0, 0) and env._space.damping == 0
     walls = [s for s in env._space.shapes if isinstance(s, pymunk.Segment)]
-    assert sorted((tuple(w.a), tuple(w.b)) for w in walls) == sorted(
-        [((5, 5), (506, 5)), ((506, 5), (506, 506)), ((506, 506), (5, 506)), ((5, 506), (5, 5))])
+    # The references' order and directions (the order shapes were added is the order pymunk lists them).
+    assert [(tuple(w.a), tuple(w.b)) for w in walls] == [
+        ((5, 506), (5, 5)), ((5, 5), (506, 5)), ((506, 5), (506, 506)), ((5, 506), (506, 506))]
     assert all(w.radius == 2 for w in walls)
+    # Frictionless contacts, as in the references (whose friction = 1 is set on bodies, where pymunk ignores it).
+    assert all(s.friction == 0 for s in env._space.shapes)
     agent = [s for s in env.agent.shapes][0]
     assert env.agent.body_type == pymunk.Body.KINEMATIC and agent.radius == 15
     assert env.block.mass == pytest.approx(1.0)
