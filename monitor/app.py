@@ -234,8 +234,11 @@ class MonitorApp:
                 self.hover = None
 
     # ---------------------------------------------------------------- one env step
-    def sim_tick(self) -> bool:
-        """Show the model the current frame with the action taken after it, then advance. False at a replay's end."""
+    def sim_tick(self, meanwhile=None) -> bool:
+        """Show the model the current frame with the action taken after it, then advance. False at a replay's end.
+
+        `meanwhile()`, if given, runs while the model computes the frame (before the simulator advances); the
+        caller then waits for the worker itself."""
         sim = self.sim
         if sim.mode != "replay" and sim.mode != "manual" and sim.env_step >= self.scene.steps:
             sim.reset(sim.seed + 1)  # the episode is over: the next seed
@@ -243,8 +246,11 @@ class MonitorApp:
         action = sim.decide()
         info = {"state": view.state, "action": action, "artifacts": view.artifacts, "block_color": view.block_color,
                 "coverage": view.coverage, "mode": sim.mode, "seed": sim.seed}
-        self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start, info))
+        self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start, info),
+                           wait=meanwhile is None)
         self.seq += 1
+        if meanwhile is not None:
+            meanwhile()
         if sim.finished:
             self.paused = True
             return False
@@ -292,7 +298,8 @@ class MonitorApp:
         step = self.sim.env_step
         speed = "max" if self.speed == float("inf") else f"x{self.speed:g}"
         p50 = self.data.latency_p50() * 1000
-        fields = [(f"{self.fps:.0f} fps", style.TEXT), (f"env {step}  model {step // fs}", style.TEXT),
+        fields = [(f"{self.fps:.0f} fps", style.TEXT)] if not self.options.headless else []  # a video's own rate
+        fields += [(f"env {step}  model {step // fs}", style.TEXT),
                   (f"latency p50 {p50:.1f} ms", style.TEXT), (self.engine.provider.replace("ExecutionProvider", ""),
                                                               style.TEXT),
                   (f"mode {self.sim.mode}", style.TEXT), (f"actions {self.active_stream}",
@@ -300,9 +307,10 @@ class MonitorApp:
                   (f"speed {speed}" + ("  PAUSED" if self.paused else ""), style.TEXT),
                   (f"next artifact {self.sim.kind} {controls.COLOR_NAMES[self.sim.color_index]}", style.TEXT),
                   (f"dropped {self.worker.dropped}", style.SPIKE if self.worker.dropped else style.TEXT)]
-        if self.recorder is not None:
+        if self.recorder is not None and not self.options.headless:  # headless, the video is the run itself
             fields.append(("REC", style.SPIKE))
-        fields.append(("H: help", style.DIM))
+        if not self.options.headless:
+            fields.append(("H: help", style.DIM))
         return fields
 
     # ---------------------------------------------------------------- recording
@@ -335,25 +343,30 @@ class MonitorApp:
 
     # ---------------------------------------------------------------- loops
     def run_headless(self, steps: int) -> dict:
+        """`steps` env steps in lockstep, one video frame each (the window after the step's numbers arrived).
+
+        Pipelined: the frame of step t is drawn and handed to the encoder while the model computes step t + 1
+        (the simulator has not moved on yet, so the frame is the same as when drawn after the step)."""
         t0 = time.perf_counter()
         done = 0
         for _ in range(steps):
             if not self.running:
                 break
-            more = self.sim_tick()
+            more = self.sim_tick(meanwhile=self._video_frame if self.options.draw and done else None)
             self.worker.wait_idle()
             self.drain()
             done += 1
-            elapsed = time.perf_counter() - t0
-            self.fps = done / elapsed if elapsed > 0 else 0.0
-            if self.options.draw:
-                self.draw()
-                self.capture(force=True)
             for event in pygame.event.get():
                 self.handle_event(event)
             if not more:
                 break
+        if self.options.draw and done:
+            self._video_frame()
         return {"steps": done, "seconds": time.perf_counter() - t0}
+
+    def _video_frame(self) -> None:
+        self.draw()
+        self.capture(force=True)
 
     def run_interactive(self) -> None:
         clock = pygame.time.Clock()

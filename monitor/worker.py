@@ -70,7 +70,9 @@ class InferenceWorker:
         self._thread.start()
 
     # ---------------------------------------------------------------- the simulator's side
-    def submit(self, item: FrameItem) -> None:
+    def submit(self, item: FrameItem, wait: bool = True) -> None:
+        """Hand `item` to the worker; in lockstep, wait until it is done (unless `wait` is False: the caller then
+        waits with wait_idle() before the next submit, doing other work meanwhile)."""
         item.submitted = time.perf_counter()
         with self._cond:
             self._raise_error()
@@ -79,7 +81,7 @@ class InferenceWorker:
                 self._drops.append(Result(self._slot, None))  # published after the frame in flight
             self._slot = item
             self._cond.notify_all()
-            if self.lockstep:
+            if self.lockstep and wait:
                 while self._done_seq < item.seq and self.error is None:
                     self._cond.wait(0.5)
                 self._raise_error()

@@ -109,14 +109,16 @@ class Artifact:
         return asdict(self)
 
 
-PERTURBATION_KINDS = ("teleport_block", "teleport_agent", "recolor_block")
+PERTURBATION_KINDS = ("teleport_block", "teleport_agent", "recolor_block", "move_block")
 
 
 @dataclass
 class Perturbation:
     """A physical change applied to the world at env step `step`.
 
-    teleport_block: value = (x, y, angle); teleport_agent: value = (x, y); recolor_block: value = RGB.
+    teleport_block: value = (x, y, angle); teleport_agent: value = (x, y); recolor_block: value = RGB;
+    move_block: value = (dx, dy, turn), the block's area centroid moves by (dx, dy) and the block turns by `turn`
+    radians about it, from wherever it is, with no physics step (the agent's path is untouched).
     """
 
     kind: str

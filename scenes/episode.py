@@ -13,7 +13,7 @@ import numpy as np
 from scenes.artifacts import Artifact
 from scenes.catalog import Scene
 from scenes.policies import make_policy
-from scenes.pusht import PushT, check_action, random_state
+from scenes.pusht import PushT, check_action, moved_block_pose, random_state
 from scenes.render import draw_state
 
 
@@ -82,6 +82,8 @@ class ScenePlayer:
                 self.env.set_state(state)
             elif p.kind == "recolor_block":
                 self.env.block_color = tuple(int(c) for c in p.value)
+            elif p.kind == "move_block":
+                self.env.place_block(moved_block_pose(state[2:5], p.value[:2], p.value[2]))
 
     def _observe(self, clean: np.ndarray, info: dict) -> Step:
         active = [a for a in self.artifacts if a.active(self.env_step)]
@@ -110,21 +112,25 @@ class Episode:
     artifact_active: np.ndarray  # (T,) bool
 
 
-def play_episode(scene: Scene, image_size: int, steps: int | None = None, seed: int | None = None) -> Episode:
-    """Run a (non-manual) scene for `steps` env steps: steps + 1 frames."""
+def play_episode(scene: Scene, image_size: int, steps: int | None = None, seed: int | None = None,
+                 state: np.ndarray | None = None, actions: np.ndarray | None = None) -> Episode:
+    """Run a (non-manual) scene for `steps` env steps: steps + 1 frames.
+
+    state: the start state (default: the reset distribution seeded by `seed`); actions: raw actions to replay,
+    row t taken after frame t, instead of the policy's (a recorded episode replays bit for bit)."""
     steps = scene.steps if steps is None else steps
     player = ScenePlayer(scene, image_size)
-    rows = [player.reset(seed)]
-    actions = []
-    for _ in range(steps):
-        action, step = player.step()
-        actions.append(action)
+    rows = [player.reset(seed, state)]
+    taken = []
+    for t in range(steps):
+        action, step = player.step(None if actions is None else actions[t])
+        taken.append(action)
         rows.append(step)
-    actions.append(np.full(2, np.nan))
+    taken.append(np.full(2, np.nan))
     return Episode(
         frames=np.stack([r.frame for r in rows]),
         clean_frames=np.stack([r.clean_frame for r in rows]),
-        actions=np.asarray(actions, np.float32),
+        actions=np.asarray(taken, np.float32),
         states=np.stack([r.state for r in rows]),  # float64: a replay from row 0 is exact
         coverage=np.array([r.info["coverage"] for r in rows], np.float32),
         artifact_active=np.array([r.artifact_active for r in rows]),

@@ -54,6 +54,31 @@ def t_polygon(x: float, y: float, angle: float) -> shapely.geometry.Polygon:
 
 _GOAL_T = t_polygon(*GOAL_POSE)
 
+# The T's area centroid in body coordinates: on the stem's axis, 40.7 below the bar's top edge (the body origin).
+# pymunk's centre of gravity, (0, 45), is the mean of the two boxes' centres (a quirk every reference shares); the
+# area centroid is the point the T is seen to turn about.
+T_CENTROID = np.array(t_polygon(0.0, 0.0, 0.0).centroid.coords[0])
+
+
+def _rotation(angle) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
+
+
+def block_centroid(pose) -> np.ndarray:
+    """The T's area centroid in world coordinates for block poses (..., 3): body origin x, y and angle."""
+    pose = np.asarray(pose, np.float64)
+    return pose[..., :2] + _rotation(pose[..., 2]) @ T_CENTROID
+
+
+def moved_block_pose(pose, shift=(0.0, 0.0), turn: float = 0.0) -> np.ndarray:
+    """The block pose (x, y, angle) after its area centroid moves by `shift` and the block turns by `turn` radians
+    about that centroid: the body origin moves with the turn."""
+    pose = np.asarray(pose, np.float64)
+    angle = pose[2] + turn
+    centroid = block_centroid(pose) + np.asarray(shift, np.float64)
+    return np.array([*(centroid - _rotation(angle) @ T_CENTROID), angle])
+
 
 def coverage(block_pose) -> float:
     """Fraction of the goal T's area covered by the block at pose (x, y, angle)."""
@@ -142,6 +167,14 @@ class PushT(gym.Env):
         self.block.velocity = (0, 0)
         self.block.angular_velocity = 0
         self._space.step(PHYSICS_DT)
+
+    def place_block(self, pose) -> None:
+        """Put the block at pose (x, y, angle), at rest, without advancing the physics (set_state takes a physics
+        step, which moves the agent too): a change of the block alone."""
+        self.block.angle = float(pose[2])
+        self.block.position = (float(pose[0]), float(pose[1]))
+        self.block.velocity = (0, 0)
+        self.block.angular_velocity = 0
 
     @property
     def state(self) -> np.ndarray:

@@ -1,16 +1,18 @@
 """Run the probes of a model folder: latent structure, prediction horizon, surprise under an injected artifact,
-action conditioning, and a linear physics probe. Each writes OUT/<probe>.json (numbers, with their definitions)
+action conditioning, a linear physics probe, and violation of expectation (surprise at a teleported or recoloured
+block against the same frames of the episode's clean twin). Each writes OUT/<probe>.json (numbers, with their definitions)
 and OUT/<probe>.png (the published layout); `all` runs every probe and writes OUT/summary.json.
 
 Episodes: the named scene "expert" (surprise: "seed-artifact") with held-out seeds SEED, SEED + 1, ... (the
 training data uses seeds below 1,000,000), or the first episodes of --dataset. The physics probe is tested on those
-expert episodes and fitted on --fit-episodes other expert episodes (seeds SEED + 100000, ...)."""
+expert episodes and fitted on --fit-episodes other expert episodes (seeds SEED + 100000, ...). The voe probe replays the expert episodes with one event each, drawn with
+SEED; a second --seed range (e.g. 2000000) repeats every probe on other held-out episodes."""
 from __future__ import annotations
 
 import argparse
 
-HELP = "probe a model: latent structure, horizon, surprise, actions, physics"
-CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "all")
+HELP = "probe a model: latent structure, horizon, surprise, actions, physics, violation of expectation"
+CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "voe", "all")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="episodes per probe (physics: its test episodes)")
     p.add_argument("--fit-episodes", type=int, default=200,
                    help="expert episodes the physics probe's linear regression is fitted on")
-    p.add_argument("--seed", type=int, default=1_000_000, help="first held-out episode seed")
+    p.add_argument("--seed", type=int, default=1_000_000, help="first held-out episode seed (voe: also seeds its event draws)")
     p.add_argument("--steps", type=int, default=None, help="env steps per episode (default: the scene's length)")
     p.add_argument("--dataset", default=None, help="take episodes from this HDF5 dataset instead of scenes")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",

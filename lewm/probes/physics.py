@@ -54,11 +54,9 @@ def targets_of(states: np.ndarray) -> np.ndarray:
 
 def t_centre(states: np.ndarray) -> np.ndarray:
     """The T's area centroid in world coordinates, from the block pose columns (body origin x, y and angle)."""
-    from scenes.pusht import t_polygon
+    from scenes.pusht import block_centroid
 
-    cx, cy = t_polygon(0.0, 0.0, 0.0).centroid.coords[0]
-    cos, sin = np.cos(states[:, 4]), np.sin(states[:, 4])
-    return np.stack([states[:, 2] + cos * cx - sin * cy, states[:, 3] + sin * cx + cos * cy], axis=1)
+    return block_centroid(states[:, 2:5])
 
 
 def r2_by_group(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lewm.probes import actions, horizon, latent, physics, surprise
+from lewm.probes import actions, horizon, latent, physics, surprise, voe
 from lewm.probes.common import HELD_OUT_SEED, dataset_episodes, run_stream, scene_episodes, write_json
 
-PROBES = ("latent", "horizon", "surprise", "actions", "physics")
+PROBES = ("latent", "horizon", "surprise", "actions", "physics", "voe")
 PHYSICS_TRAIN_OFFSET = 100_000  # the physics probe's training episodes: seeds seed + 100000 + i
 
 
@@ -97,11 +97,13 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
     if name == "physics":
         train, test, sources = source.physics()
         return physics.run_physics(model, train, test, out=out, sources=sources)
+    if name == "voe":
+        return voe.run_voe(model, source.expert(), seed=settings.seed, out=out)
     raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
 
 
 HEADLINES = {"latent": latent.headline, "horizon": horizon.headline, "surprise": surprise.headline,
-             "actions": actions.headline, "physics": physics.headline}
+             "actions": actions.headline, "physics": physics.headline, "voe": voe.headline}
 
 
 def run_all(model, settings: ProbeSettings, out: str | Path, model_name: str = "", backend: str = "") -> dict:

@@ -17,7 +17,7 @@ class HorizonPanel:
 
     def draw(self, surface: pygame.Surface, data: LiveData, active: str) -> None:
         inner = style.frame_panel(surface, self.rect, "forecast error vs horizon (model steps)")
-        plot = pygame.Rect(inner.x + 34, inner.y + 22, inner.w - 44, inner.h - 44)
+        plot = pygame.Rect(inner.x + 52, inner.y + 22, inner.w - 62, inner.h - 44)
         means, copy_last = data.horizon_means()
         H = means.shape[1]
         finite = np.concatenate([means[np.isfinite(means)], copy_last[np.isfinite(copy_last)]])
@@ -28,6 +28,7 @@ class HorizonPanel:
             y = plot.bottom - plot.h * frac
             pygame.draw.line(surface, style.BORDER, (plot.x, y), (plot.right, y))
             style.text(surface, f"{top * frac:.2f}", (plot.x - 4, y), 15, style.DIM, "midright")
+        style.vertical_text(surface, "mean 1 - cos(forecast, seen)", (inner.x + 6, plot.centery))
         for h in range(1, H + 1):
             style.text(surface, str(h), (x_of(h), plot.bottom + 3), 15, style.DIM, "midtop")
         series = [("copy last", copy_last, style.COPY_LAST, 1)]

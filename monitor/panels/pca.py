@@ -27,6 +27,11 @@ class PCAPanel:
         f = np.clip((np.asarray(p, np.float64) - self.lo) / (self.hi - self.lo), 0.0, 1.0)
         return self.plot.x + f[0] * self.plot.w, self.plot.bottom - f[1] * self.plot.h
 
+    def to_px_many(self, points: np.ndarray) -> list[list[float]]:
+        """to_px of each row of `points` (N, 2), at once."""
+        f = np.clip((np.asarray(points, np.float64) - self.lo) / (self.hi - self.lo), 0.0, 1.0)
+        return np.column_stack([self.plot.x + f[:, 0] * self.plot.w, self.plot.bottom - f[:, 1] * self.plot.h]).tolist()
+
     def _prerender(self, size) -> pygame.Surface:
         bg = pygame.Surface(size)
         bg.fill(style.BG)
@@ -46,7 +51,7 @@ class PCAPanel:
         path = list(data.path)
         n = len(path)
         if n >= 2:
-            pts = [self.to_px(p) for p in path]
+            pts = self.to_px_many(np.array(path))
             chunk = 8  # colour changes every few segments: cheap and smooth enough
             for i in range(0, n - 1, chunk):
                 seg = pts[i:i + chunk + 1]

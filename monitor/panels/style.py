@@ -50,6 +50,19 @@ def text(surface: pygame.Surface, s: str, pos, size: int = 18, color=TEXT, ancho
     return rect
 
 
+@functools.lru_cache(maxsize=32)
+def _vertical(s: str, size: int, color: tuple) -> pygame.Surface:
+    return pygame.transform.rotate(_text(s, size, color), 90)
+
+
+def vertical_text(surface: pygame.Surface, s: str, center, size: int = 15, color=DIM) -> pygame.Rect:
+    """A y-axis caption: the text turned to read upwards, centred on `center`."""
+    img = _vertical(s, size, tuple(color))
+    rect = img.get_rect(center=center)
+    surface.blit(img, rect)
+    return rect
+
+
 def frame_panel(surface: pygame.Surface, rect: pygame.Rect, title: str) -> pygame.Rect:
     """A white panel with a title; returns the inner rectangle below the title."""
     pygame.draw.rect(surface, PANEL, rect)

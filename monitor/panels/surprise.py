@@ -1,5 +1,11 @@
 """Live surprise: the last ~30 s, one line per action stream (the active one bold), a shaded band while an
-artifact is in the frame, and the spikes of the active stream marked."""
+artifact is in the frame, and the spikes of the active stream marked.
+
+The axes never rescale with the data: surprise, 1 - cos, lies in [0, 2], and the chart shows it on a fixed log
+scale from 0.001 to 2, so a model's quiet baseline (~0.003-0.08) and an artifact's spike (0.3-1) are both readable
+and a spike never squashes the rest of the chart. The time axis spans the data (at least 10 s, at most 30 s) so a
+short run fills the chart instead of its right end.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -9,66 +15,79 @@ from lewm.stream import ACTION_STREAMS
 from monitor.live import CHART_STEPS, LiveData
 from monitor.panels import style
 
+SURPRISE_RANGE = (1e-3, 2.0)  # the y axis, log scale; values below the floor sit on it
+SURPRISE_TICKS = (0.001, 0.01, 0.1, 1.0)
+MIN_SPAN = 100  # env steps: the time axis spans at least 10 s
+STEPS_PER_SECOND = 10  # PushT's control rate: env steps per second of simulated time
+TICK_SECONDS = 5
+
+
+def surprise_fraction(values) -> np.ndarray:
+    """Height (0 = bottom, 1 = top of the chart) of surprise values on the fixed log axis; NaN stays NaN."""
+    lo, hi = np.log10(SURPRISE_RANGE)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.maximum(np.asarray(values, np.float64), SURPRISE_RANGE[0]))
+    return np.clip((logs - lo) / (hi - lo), 0.0, 1.0)
+
+
+def time_span(n: int) -> int:
+    """Env steps the time axis spans when `n` steps of data are shown: the data, within [10 s, 30 s]."""
+    return int(np.clip(n, MIN_SPAN, CHART_STEPS))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index runs where mask is True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
 
 class SurprisePanel:
     def __init__(self, rect: pygame.Rect):
         self.rect = rect
-        self.top = 0.1
 
     def draw(self, surface: pygame.Surface, data: LiveData, active: str) -> None:
         inner = style.frame_panel(surface, self.rect, "surprise  1 - cos(predicted, seen), per action stream")
-        plot = pygame.Rect(inner.x + 34, inner.y + 4, inner.w - 40, inner.h - 22)
-        values = np.array(data.surprise) if data.surprise else np.zeros((0, 3))
+        plot = pygame.Rect(inner.x + 52, inner.y + 4, inner.w - 58, inner.h - 22)
+        values = np.array(data.surprise, np.float64).reshape(-1, len(ACTION_STREAMS))
         n = len(values)
-        finite = values[np.isfinite(values)]
-        target = style.nice_max(finite.max() * 1.1 if finite.size else 0.0)
-        self.top = target if target > self.top else max(target, self.top * 0.995)  # slow to shrink
-        x_of = lambda i: plot.x + plot.w * (i + CHART_STEPS - n) / (CHART_STEPS - 1)  # newest at the right
-        y_of = lambda v: plot.bottom - plot.h * min(v, self.top) / self.top
+        span = time_span(n)
+        xs = plot.x + plot.w * (np.arange(n) + span - n) / (span - 1)  # newest at the right
+        ys = plot.bottom - plot.h * surprise_fraction(values)
 
-        flags = list(data.artifact)  # the band: runs of steps with an artifact drawn
-        i = 0
-        while i < n:
-            if flags[i]:
-                j = i
-                while j < n and flags[j]:
-                    j += 1
-                x0, x1 = x_of(i), x_of(j - 1) + 1
-                pygame.draw.rect(surface, style.BAND, pygame.Rect(x0, plot.y, max(x1 - x0, 2), plot.h))
-                i = j
-            else:
-                i += 1
-        for frac in (0.0, 0.5, 1.0):
-            y = plot.bottom - plot.h * frac
+        for i, j in _runs(np.array(data.artifact, bool)):  # the band: runs of steps with an artifact drawn
+            x0, x1 = xs[i], xs[j - 1] + 1
+            pygame.draw.rect(surface, style.BAND, pygame.Rect(x0, plot.y, max(x1 - x0, 2), plot.h))
+        for v in SURPRISE_TICKS:
+            y = plot.bottom - plot.h * float(surprise_fraction(v))
             pygame.draw.line(surface, style.BORDER, (plot.x, y), (plot.right, y))
-            style.text(surface, f"{self.top * frac:.2f}", (plot.x - 4, y), 15, style.DIM, "midright")
-        style.text(surface, "-30 s", (plot.x, plot.bottom + 2), 15, style.DIM)
-        style.text(surface, "now", (plot.right, plot.bottom + 2), 15, style.DIM, "topright")
+            style.text(surface, f"{v:g}", (plot.x - 4, y), 15, style.DIM, "midright")
+        style.vertical_text(surface, "1 - cos (log scale)", (inner.x + 6, plot.centery))
+        for seconds in range(0, span // STEPS_PER_SECOND + 1, TICK_SECONDS):
+            x = plot.right - plot.w * seconds * STEPS_PER_SECOND / (span - 1)
+            label, anchor = ("now", "topright") if seconds == 0 else (f"-{seconds} s", "midtop")
+            if x >= plot.x - 2:  # the oldest tick may sit a pixel left of the first step
+                pygame.draw.line(surface, style.BORDER, (x, plot.bottom), (x, plot.bottom + 3))
+                style.text(surface, label, (x, plot.bottom + 3), 15, style.DIM, anchor)
 
         order = [s for s in ACTION_STREAMS if s != active] + [active]  # the active one on top
         for name in order:
             k = ACTION_STREAMS.index(name)
             width = 3 if name == active else 1
-            run: list = []
-            for i in range(n):
-                v = values[i, k]
-                if np.isfinite(v):
-                    run.append((x_of(i), y_of(v)))
-                elif run:
-                    self._line(surface, style.STREAM_COLORS[name], run, width)
-                    run = []
-            self._line(surface, style.STREAM_COLORS[name], run, width)
+            for i, j in _runs(np.isfinite(values[:, k])):
+                points = np.column_stack([xs[i:j], ys[i:j, k]]).tolist()
+                self._line(surface, style.STREAM_COLORS[name], points, width)
         k = ACTION_STREAMS.index(active)
-        for i, spike in enumerate(data.spike):
-            if spike and np.isfinite(values[i, k]):
-                x, y = x_of(i), y_of(values[i, k])
-                pygame.draw.polygon(surface, style.SPIKE, [(x, y - 6), (x - 4, y - 13), (x + 4, y - 13)])
+        spikes = np.array(data.spike, bool) & np.isfinite(values[:, k])
+        for i in np.flatnonzero(spikes):
+            x, y = xs[i], ys[i, k]
+            pygame.draw.polygon(surface, style.SPIKE, [(x, y - 6), (x - 4, y - 13), (x + 4, y - 13)])
         x = inner.right - 6
         for name in reversed(ACTION_STREAMS):
             r = style.text(surface, name, (x, inner.y - 18), 17, style.STREAM_COLORS[name], "topright")
             x = r.x - 10
         if n and np.isfinite(values[-1, k]):
-            style.text(surface, f"{values[-1, k]:.3f}", (x - 6, inner.y - 18), 17, style.TEXT, "topright")
+            style.text(surface, f"{active} now: {values[-1, k]:.3f}", (x - 12, inner.y - 18), 17, style.TEXT,
+                       "topright")
 
     @staticmethod
     def _line(surface, color, points, width) -> None:

@@ -1,6 +1,7 @@
 """The probes on a tiny random model and a few very short episodes: each JSON has its keys and finite numbers,
 the horizon probe's numbers are the stream's, and `lewm probe` runs end to end."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ import torch
 from lewm.checkpoint import save_model_folder
 from lewm.config import preset
 from lewm.model import LeWM
-from lewm.probes import run_actions, run_horizon, run_latent, run_physics, run_stream, run_surprise, scene_episodes
+from lewm.probes import (run_actions, run_horizon, run_latent, run_physics, run_stream, run_surprise, run_voe,
+                         scene_episodes)
 from lewm.probes.common import dataset_episodes, jsonable, shuffle_banks
 from lewm.torch_backend import TorchBackend
 
@@ -110,6 +112,76 @@ def test_surprise(model):
         assert result["mean"][c][6] != pytest.approx(result["mean"]["baseline"][6])
 
 
+def test_voe(model, tmp_path):
+    from lewm.probes.voe import EVENTS
+
+    episodes = scene_episodes("expert", 3, SEED, 32, steps=40)
+    result = as_json(run_voe(model, episodes, SEED, out=tmp_path))
+    assert (tmp_path / "voe.png").stat().st_size > 0
+    assert json.loads((tmp_path / "voe.json").read_text()) == result
+    assert result["events"] == list(EVENTS) and result["window"] == [0, 9]
+    offsets = result["offsets"]
+    assert offsets == list(range(-10, 21))
+    before, at = offsets.index(-1), offsets.index(0)
+    for kind in EVENTS:
+        r = result["results"][kind]
+        for s in ("max", "mean"):
+            assert 0 <= r["auroc"][s] <= 1 and 0 <= r["pairwise_accuracy"][s] <= 1
+            assert 0 <= r["ttest"][s]["p"] <= 1 and 0 <= r["wilcoxon"][s]["p"] <= 1
+            assert_finite([r["mean_ratio"][s], r["ratio_of_means"][s], r["ttest"][s]["t"]])
+        trials = r["trials"]
+        assert trials and sorted([t["episode"] for t in trials] + r["skipped"]) == [0, 1, 2]
+        assert r["skipped"] == [] or kind in ("rotation", "both")  # only a turn can be blocked by the agent
+        assert all(15 <= t["event_step"] <= 31 for t in trials)  # full context before, the window inside
+        for t in trials:
+            assert t["score"]["event"]["max"] >= t["score"]["event"]["mean"] > 0
+        shifts, turns = [t["shift"] for t in trials], [abs(t["turn_deg"]) for t in trials]
+        assert all(50 <= x <= 150 for x in shifts) == (kind in ("translation", "both"))
+        assert all(45 <= x <= 90 for x in turns) == (kind in ("rotation", "both"))
+        # the twins see the same frames up to the event, and different ones from it on
+        event, clean = r["curve"]["event"]["mean"], r["curve"]["clean"]["mean"]
+        assert event[:before + 1] == pytest.approx(clean[:before + 1], abs=0)
+        assert event[at] != pytest.approx(clean[at], abs=1e-6)
+
+
+def test_voe_twins(episodes):
+    from lewm.probes.voe import draw_event, replay_twin
+    from scenes.pusht import angle_difference, block_centroid, moved_block_pose
+
+    episode = episodes[0]
+    steps = len(episode.frames) - 1
+    clean = replay_twin(episode, 32, steps)
+    np.testing.assert_array_equal(clean.frames, episode.frames)  # no event: the clean twin is the episode
+    np.testing.assert_array_equal(clean.states, episode.states)
+    rng = np.random.default_rng(0)
+    for kind in ("translation", "rotation", "both", "colour"):
+        event = draw_event(kind, clean.states, 15, 25, rng)
+        e = event.step
+        twin = replay_twin(episode, 32, steps, event)
+        assert np.array_equal(twin.frames[:e], clean.frames[:e])
+        assert not np.array_equal(twin.frames[e], clean.frames[e])
+        np.testing.assert_array_equal(twin.states[:, :2], clean.states[:, :2])  # the same actions, the same path
+        if kind == "colour":
+            np.testing.assert_array_equal(twin.states, clean.states)  # a new look, the same world
+            continue
+        expected = moved_block_pose(clean.states[e - 1, 2:5], event.shift, event.turn)
+        np.testing.assert_allclose(block_centroid(twin.states[e, 2:5]), block_centroid(expected), atol=1e-9)
+        assert angle_difference(twin.states[e, 4], expected[2]) < 1e-9
+    rotation = draw_event("rotation", clean.states, 15, 25, rng)
+    twin = replay_twin(episode, 32, steps, rotation)
+    e = rotation.step
+    np.testing.assert_allclose(block_centroid(twin.states[e, 2:5]), block_centroid(clean.states[e - 1, 2:5]),
+                               atol=1e-9)  # rotation only: the centroid stays
+    assert math.radians(45) <= angle_difference(twin.states[e, 4], clean.states[e - 1, 4]) <= math.radians(90)
+
+
+def test_voe_needs_long_enough_episodes(model):
+    from scenes.errors import UserError
+
+    with pytest.raises(UserError, match="too short"):
+        run_voe(model, scene_episodes("expert", 1, SEED, 32, steps=20), SEED)
+
+
 def test_physics(model, episodes):
     test = scene_episodes("random", 2, SEED, 32, steps=20)
     result = as_json(run_physics(model, episodes, test))
@@ -201,13 +273,14 @@ def test_cli_all(model_dir, tmp_path):
     out = tmp_path / "probes"
     assert main(["probe", "all", "--model", str(model_dir), "--out", str(out), "--episodes", "2",
                  "--fit-episodes", "4", "--steps", "30", "--horizon", "2"]) == 0
-    for name in ("latent", "horizon", "surprise", "actions", "physics"):
+    for name in ("latent", "horizon", "surprise", "actions", "physics", "voe"):
         assert (out / f"{name}.png").stat().st_size > 0
         assert json.loads((out / f"{name}.json").read_text())["probe"] == name
     physics = json.loads((out / "physics.json").read_text())
     assert (physics["train_episodes"], physics["test_episodes"]) == (4, 2)
     assert physics["sources"] == {"train": "expert seeds 1100000..1100003", "test": "expert seeds 1000000..1000001"}
     summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["voe"]) == {"translation", "rotation", "both", "colour"}
     assert summary["horizon"]["mean"]["h1"] > 0 and set(summary["physics"]["r2"]) == {
         "agent_xy", "block_xy", "block_angle"}
 

@@ -1,0 +1,69 @@
+"""What the panels show, read from their pixels: the surprise axis does not move when a spike arrives, a short
+run fills the time axis, and headless videos carry no window-only fields (fps, REC, the help hint)."""
+import numpy as np
+import pygame
+import pytest
+
+from monitor.live import LiveData
+from monitor.panels import style
+from monitor.panels.status import StatusLine
+from monitor.panels.surprise import SurprisePanel
+
+RECT = pygame.Rect(0, 0, 716, 250)
+REAL = style.STREAM_COLORS["real"]
+
+
+def chart(values: list[float]) -> np.ndarray:
+    """The surprise panel drawn over `values` (all three streams equal); (w, h) mask of the real stream's line."""
+    pygame.font.init()
+    data = LiveData(horizon=3)
+    for v in values:
+        data.surprise.append(np.full(3, v))
+        data.artifact.append(False)
+        data.spike.append(False)
+    surface = pygame.Surface(RECT.size)
+    SurprisePanel(RECT).draw(surface, data, "real")
+    return (pygame.surfarray.array3d(surface) == REAL).all(axis=2)
+
+
+def line_rows(mask: np.ndarray, column: int) -> np.ndarray:
+    return np.flatnonzero(mask[column])
+
+
+def test_a_spike_does_not_rescale_the_surprise_axis():
+    quiet = [0.05] * 60
+    before = line_rows(chart(quiet), RECT.w - 40)
+    after = line_rows(chart(quiet + [1.2] + quiet), RECT.w - 40)
+    assert len(before) and before.tolist() == after.tolist()
+
+
+def test_a_short_run_fills_the_time_axis():
+    mask = chart([0.05] * 150)  # 15 s
+    columns = np.flatnonzero(mask[:, 40:].any(axis=1)) + 40  # right of the legend area on the left
+    assert columns.min() < RECT.w * 0.15 and columns.max() > RECT.w * 0.9
+
+
+def test_headless_videos_show_no_window_only_fields(make_app):
+    app = make_app(steps=3)  # headless, recording its video
+    assert app.recorder is not None
+    shown = " ".join(text for text, _ in app.status_fields())
+    assert "fps" not in shown and "REC" not in shown and "help" not in shown
+    window = make_app(headless=False, session=False)
+    window.start_recording(str(app.session.folder / "window.mp4"))
+    fields = window.status_fields()
+    shown = " ".join(text for text, _ in fields)
+    assert "fps" in shown and "REC" in shown and "help" in shown
+    # and the window's status line, all fields present, fits the window
+    surface = pygame.Surface((1280, 720))
+    surface.fill((0, 0, 0))
+    StatusLine(pygame.Rect(0, 694, 1280, 26)).draw(surface, fields)
+    row = pygame.surfarray.array3d(surface)[:, 707]
+    ink = np.flatnonzero((row != (232, 232, 238)).any(axis=1))
+    assert ink.max() < 1280 - 8
+    window.stop_recording()
+
+
+@pytest.fixture(autouse=True)
+def _pygame():
+    pygame.font.init()
+    yield
