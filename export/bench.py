@@ -4,6 +4,7 @@ One "frame" is what the monitor spends per env frame: one encode of 1 frame, plu
 3 action streams x (H + 1) forecasts with H = 10, i.e. predict with batch 33 and T = history. The backends are timed
 round-robin (frame i on each backend in turn) so that load from other processes on a shared machine hits them alike.
 Runs on a given model folder (default models/pusht-small) and on presets with random weights (default: paper).
+Where the folder has a pixel decoder, its decode() is timed too: the 5 look-ahead frames of one model step, one call.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 STREAMS = 3
 HORIZON = 10
 PREDICT_BATCH = STREAMS * (HORIZON + 1)
+LOOKAHEAD = 5  # the monitor's decoded look-ahead frames per model step
 DEFAULT_MODEL = Path("models/pusht-small")
 TARGETS = {"ort_speedup_over_torch": 1.5, "paper_p50_ms": 50.0, "small_p50_ms": 5.0}
 
@@ -119,7 +121,26 @@ def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: in
     return {"model": label, "config": {"image_size": s, "latent_dim": d, "history": t,
                                        "enc_depth": config.enc_depth, "enc_width": config.enc_width},
             "rows": rows, "int8_agreement_with_fp32": agreement,
-            "ort_fp32_over_torch_p50": ort["time_over_torch_p50"], "notes": [int8_note] if int8_note else []}
+            "ort_fp32_over_torch_p50": ort["time_over_torch_p50"], "notes": [int8_note] if int8_note else [],
+            "decode_rows": _time_decoder(backends, frames, warmup, d)}
+
+
+def _time_decoder(backends: dict, frames: int, warmup: int, latent_dim: int) -> list[dict[str, Any]]:
+    """Where the folder has a pixel decoder: ONNX Runtime decode() of one model step's look-ahead (LOOKAHEAD
+    latents in one call, what the monitor decodes per model step) and of one latent, round-robin over precisions."""
+    engines = {name: b for name, b in backends.items() if getattr(b, "has_decoder", False)}
+    z = np.random.default_rng(1).standard_normal((LOOKAHEAD, latent_dim)).astype(np.float32)
+    times: dict[str, dict[str, list[float]]] = {name: {"step": [], "one": []} for name in engines}
+    for i in range(warmup + frames):
+        for name, engine in engines.items():
+            for kind, batch in (("step", z), ("one", z[:1])):
+                start = time.perf_counter()
+                engine.decode(batch)
+                if i >= warmup:
+                    times[name][kind].append((time.perf_counter() - start) * 1e3)
+    return [{"backend": name, "per_model_step_p50_ms": float(np.percentile(t["step"], 50)),
+             "per_model_step_p99_ms": float(np.percentile(t["step"], 99)),
+             "one_frame_p50_ms": float(np.percentile(t["one"], 50))} for name, t in times.items()]
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -139,6 +160,11 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"{entry['model']}: int8 vs fp32 cosine mean {g['mean_cos']:.5f}, min {g['min_cos']:.5f} "
                      f"(encode min {g['encode_min_cos']:.5f}, predict min {g['predict_min_cos']:.5f}; "
                      f"target {g['target']})")
+    for entry in report["models"]:
+        for row in entry.get("decode_rows", []):
+            lines.append(f"{entry['model']}: pixel decoder on {row['backend']}: {LOOKAHEAD} look-ahead frames per "
+                         f"model step p50 {row['per_model_step_p50_ms']:.2f} ms "
+                         f"(p99 {row['per_model_step_p99_ms']:.2f}), one frame p50 {row['one_frame_p50_ms']:.2f} ms")
     notes = report["notes"] + [note for entry in report["models"] for note in entry.get("notes", [])]
     lines += [f"note: {note}" for note in notes]
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """The ONNX Runtime engine: the two-call model interface (ARCHITECTURE.md) over a model folder's ONNX files.
 
 numpy + onnxruntime only (never torch, not even indirectly): the monitor serves the model with this.
-It answers like lewm.torch_backend.TorchBackend: encode(frames) -> z, predict(z_window, action_blocks) -> z_next.
+It answers like lewm.torch_backend.TorchBackend: encode(frames) -> z, predict(z_window, action_blocks) -> z_next;
+and, where the folder has a pixel decoder (decoder.onnx), a third call decode(z) -> frames (`has_decoder`).
 
 Execution providers are tried in the order TensorRT, CUDA, CPU (those this onnxruntime build offers); one that fails
 to start is skipped with a warning, and the live one is `engine.provider` (also in `describe()` and the log).
@@ -19,9 +20,11 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from export.files import (CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
-                          WEIGHTS_KEY, baked_config, onnx_files, sha256_file)
+from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS,
+                          PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, WEIGHTS_KEY, baked_config, decoder_onnx_file, onnx_files,
+                          sha256_file)
 from lewm.config import ModelConfig
+from lewm.decoder_pixels import to_uint8
 from scenes.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ PREFERRED = (TENSORRT, CUDA, CPU)
 
 class OnnxEngine:
     def __init__(self, config: ModelConfig, encoder: ort.InferenceSession, predictor: ort.InferenceSession,
-                 precision: str = "fp32", folder: Path | None = None):
+                 precision: str = "fp32", folder: Path | None = None, decoder: ort.InferenceSession | None = None):
         self.config = config
         self.latent_dim = config.latent_dim
         self.history = config.history
@@ -44,6 +47,7 @@ class OnnxEngine:
         self.folder = folder
         self._encoder = encoder
         self._predictor = predictor
+        self._decoder = decoder
         self.provider = encoder.get_providers()[0]
         self.name = f"onnxruntime-{self.provider}"
         self._bind = self.provider in (CUDA, TENSORRT)  # IO binding: outputs allocated on the device, one copy back
@@ -68,7 +72,8 @@ class OnnxEngine:
         encoder, live = _first_session(enc_path, candidates, options)
         predictor, _ = _first_session(pred_path, [live], options)
         _check_graphs(folder, config, encoder, predictor, enc_path, pred_path)
-        engine = cls(config, encoder, predictor, precision=precision, folder=folder)
+        decoder = _decoder_session(folder, config, precision, live, options)
+        engine = cls(config, encoder, predictor, precision=precision, folder=folder, decoder=decoder)
         engine.warm_up()
         log.info("%s", engine.describe())
         return engine
@@ -76,7 +81,8 @@ class OnnxEngine:
     def describe(self) -> str:
         where = f" from {self.folder}" if self.folder else ""
         threads = f", {self._threads()} intra-op thread(s)" if self.provider == CPU else ""
-        return f"ONNX Runtime {ort.__version__} on {self.provider} ({self.precision}{threads}){where}"
+        decoder = ", with a pixel decoder" if self.has_decoder else ""
+        return f"ONNX Runtime {ort.__version__} on {self.provider} ({self.precision}{threads}{decoder}){where}"
 
     def _threads(self) -> str:
         value = self._encoder.get_session_options().intra_op_num_threads
@@ -88,6 +94,8 @@ class OnnxEngine:
         self.encode(np.zeros((1, s, s, 3), np.uint8))
         self.predict(np.zeros((1, self.history, self.latent_dim), np.float32),
                      np.zeros((1, self.history, a), np.float32))
+        if self.has_decoder:
+            self.decode(np.zeros((1, self.latent_dim), np.float32))
 
     # ------------------------------------------------------------------ the two calls
     def encode(self, frames: np.ndarray) -> np.ndarray:
@@ -108,6 +116,20 @@ class OnnxEngine:
             raise ValueError(f"predict takes z_window (B, T<={self.history}, {self.latent_dim}) and action_blocks "
                              f"(B, T, {self.config.action_block_dim}); got {z.shape} and {a.shape}")
         return self._run(self._predictor, PREDICTOR_OUTPUTS[0], {PREDICTOR_INPUTS[0]: z, PREDICTOR_INPUTS[1]: a})
+
+    @property
+    def has_decoder(self) -> bool:
+        return self._decoder is not None
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """(N, latent_dim) latents -> (N, H, W, 3) uint8 frames of what they picture (the pixel decoder)."""
+        if self._decoder is None:
+            raise UserError(f"this model folder has no pixel decoder (decoder.onnx); train one with "
+                            f"`lewm train-decoder --model {self.folder or 'DIR'} --data DATA.h5`, then export")
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"decode takes latents (N, {self.latent_dim}); got {z.shape}")
+        return to_uint8(self._run(self._decoder, DECODER_OUTPUTS[0], {DECODER_INPUTS[0]: z}))
 
     def _run(self, session: ort.InferenceSession, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if not self._bind:
@@ -183,6 +205,36 @@ def _first_session(path: Path, candidates: list[str], options: ort.SessionOption
             warnings.warn(f"{name} was asked for but {path.name} runs on {live}", RuntimeWarning, stacklevel=3)
         return session, live
     raise UserError(f"no execution provider could run {path}: " + "; ".join(problems))
+
+
+def _decoder_session(folder: Path, config: ModelConfig, precision: str, provider: str,
+                     options: ort.SessionOptions) -> ort.InferenceSession | None:
+    """The pixel decoder's session, or None where the folder has no decoder.onnx. A reduced precision uses
+    decoder.<precision>.onnx when there is one, else decoder.onnx. A graph that does not fit the config, or was
+    exported from other decoder weights than decoder.safetensors, raises a UserError."""
+    path = decoder_onnx_file(folder, precision)
+    if not path.is_file():
+        path = decoder_onnx_file(folder)
+    if not path.is_file():
+        return None
+    session, _ = _first_session(path, [provider], options)
+    d, s = config.latent_dim, config.image_size
+    have = ([(a.name, a.type, a.shape) for a in session.get_inputs()],
+            [(a.name, a.type, a.shape) for a in session.get_outputs()])
+    problems = [] if (len(have[0]) == len(have[1]) == 1 and have[0][0][0] == DECODER_INPUTS[0]
+                      and have[1][0][0] == DECODER_OUTPUTS[0]) else [f"{path.name} has inputs/outputs {have}"]
+    if not problems:
+        problems += _shape_problems(path.name, "z", "tensor(float)", [None, d], *have[0][0][1:])
+        problems += _shape_problems(path.name, "frames", "tensor(float)", [None, s, s, 3], *have[1][0][1:])
+    problems += _baked_problems(path.name, session, config)
+    weights = folder / "decoder.safetensors"
+    stamped = session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
+    if stamped and weights.is_file() and sha256_file(weights) != stamped:
+        problems.append(f"{path.name} was exported from other weights than decoder.safetensors")
+    if problems:
+        raise UserError(f"the pixel decoder in {folder} does not match its config.json: " + "; ".join(problems)
+                        + f"; re-export with `lewm export --model {folder}`")
+    return session
 
 
 # ---------------------------------------------------------------------- does the folder's config match the graphs?

@@ -16,6 +16,8 @@ ENCODER_INPUTS = ["frames"]
 ENCODER_OUTPUTS = ["z"]
 PREDICTOR_INPUTS = ["z_window", "action_blocks"]
 PREDICTOR_OUTPUTS = ["z_next"]
+DECODER_INPUTS = ["z"]
+DECODER_OUTPUTS = ["frames"]
 PRECISIONS = ("fp32", "fp16", "int8")
 
 # metadata_props key holding the JSON of the config the graph was exported from
@@ -28,12 +30,20 @@ BAKED_FIELDS = ("image_size", "patch_size", "latent_dim", "action_dim", "framesk
 
 def onnx_files(folder: str | Path, precision: str = "fp32") -> tuple[Path, Path]:
     """(encoder, predictor) paths for a precision: encoder.onnx, or encoder.int8.onnx / encoder.fp16.onnx."""
+    folder, suffix = Path(folder), _suffix(precision)
+    return folder / f"encoder{suffix}.onnx", folder / f"predictor{suffix}.onnx"
+
+
+def _suffix(precision: str) -> str:
     if precision not in PRECISIONS:
         from scenes.errors import UserError
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    folder = Path(folder)
-    suffix = "" if precision == "fp32" else f".{precision}"
-    return folder / f"encoder{suffix}.onnx", folder / f"predictor{suffix}.onnx"
+    return "" if precision == "fp32" else f".{precision}"
+
+
+def decoder_onnx_file(folder: str | Path, precision: str = "fp32") -> Path:
+    """The pixel decoder's graph for a precision: decoder.onnx, or decoder.int8.onnx / decoder.fp16.onnx."""
+    return Path(folder) / f"decoder{_suffix(precision)}.onnx"
 
 
 def baked_config(config: ModelConfig) -> dict[str, Any]:

@@ -19,8 +19,10 @@ import torch
 
 from export.files import (CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
                           WEIGHTS_KEY, baked_config, onnx_files, quiet_logger, sha256_file)
+from export.decoder_onnx import export_decoder, reduce_decoder
 from lewm.checkpoint import CONFIG, WEIGHTS, load_model_folder, save_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, preset
+from lewm.decoder import has_decoder
 from lewm.model import LeWM
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,8 @@ class _PredictNext(torch.nn.Module):
 def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True, int8: bool = False) -> dict[str, Any]:
     """Write FOLDER/encoder.onnx and FOLDER/predictor.onnx, verify them against torch (ParityError and no files
     if they disagree by more than 1e-4), record an "onnx" section in FOLDER/config.json; return that section.
-    int8=True also writes the dynamically quantised encoder.int8.onnx / predictor.int8.onnx."""
+    A folder with a pixel decoder also gets decoder.onnx, verified the same way (export/decoder_onnx.py).
+    int8=True also writes the dynamically quantised encoder.int8.onnx / predictor.int8.onnx (and decoder.int8.onnx)."""
     folder = Path(folder)
     model = load_model_folder(folder)
     config = model.config
@@ -89,9 +92,14 @@ def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True
             raise
     config.extra["onnx"] = section
     config.save(folder / CONFIG)
+    decoder = has_decoder(folder)
+    if decoder:
+        export_decoder(folder, opset=opset, verify=verify)
     if int8:
         from export.quantize import quantize_model_folder
         section = quantize_model_folder(folder)
+        if decoder:
+            reduce_decoder(folder, "int8")
     return section
 
 

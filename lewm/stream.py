@@ -78,6 +78,7 @@ class StreamRecord:
     pca: np.ndarray | None = None  # (2,) PCA coordinates of z
     lookahead: np.ndarray | None = None  # (F, D) forecasts of the next F model steps (active stream)
     lookahead_pca: np.ndarray | None = None  # (F, 2)
+    forecast_z: np.ndarray | None = None  # (3, H, D) forecasts checked at this frame, NaN where none (keep_forecasts)
 
 
 class LatentStream:
@@ -88,8 +89,10 @@ class LatentStream:
     """
 
     def __init__(self, model, horizon: int = 10, shuffle_bank: np.ndarray | None = None, seed: int = 0,
-                 pca: PCA | None = None, lookahead: int = 0, active_stream: str = "real"):
+                 pca: PCA | None = None, lookahead: int = 0, active_stream: str = "real",
+                 keep_forecasts: bool = False):
         self.model = model
+        self.keep_forecasts = keep_forecasts  # records carry the forecast latents (to decode them into pictures)
         self.horizon = horizon
         self.history = model.history
         self.frameskip = model.frameskip
@@ -145,10 +148,13 @@ class LatentStream:
 
         forecast_error = np.full((3, horizon), np.nan)
         probe = None if probe_frame is None else np.full(3, np.nan)
+        forecast_z = np.full((3, horizon, len(z)), np.nan, np.float32) if self.keep_forecasts else None
         predictions = self._advance_flights(t)
         for flight, preds in predictions:
             h = flight.steps
             forecast_error[:, h - 1] = cosine_distance(preds, z)
+            if forecast_z is not None:
+                forecast_z[:, h - 1] = preds
             if probe is not None and h == 1:
                 probe[:] = cosine_distance(preds, encoded[1])
         self._start_flight(t)
@@ -159,7 +165,7 @@ class LatentStream:
             if t - fs * h in self.z:
                 copy_last[h - 1] = cosine_distance(self.z[t - fs * h], z)
         record = StreamRecord(t=t, z=z, surprise=forecast_error[:, 0].copy(), forecast_error=forecast_error,
-                              copy_last_error=copy_last, probe_surprise=probe)
+                              copy_last_error=copy_last, probe_surprise=probe, forecast_z=forecast_z)
         if self.pca is not None:
             record.pca = self.pca.transform(z)
         if self.lookahead:

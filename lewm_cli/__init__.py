@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from export.commands import bench, export, probe
-from lewm.commands import import_official, train
+from lewm.commands import import_official, train, train_decoder
 from monitor import commands as monitor
 from scenes.commands import collect, list_scenes
 from scenes.errors import UserError
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "scenes": list_scenes,
     "collect": collect,
     "train": train,
+    "train-decoder": train_decoder,
     "import-official": import_official,
     "probe": probe,
     "export": export,

@@ -1,8 +1,9 @@
 """The monitor: the loop that ties simulator, inference worker, panels, session log and recorder together.
 
-Layout (1280 x 720): the scene (the model's frame, scaled up) with the "what the model expects" strip under it
-on the left; live surprise across the top right; forecast error vs horizon and the PCA trace below it; the
-status line at the bottom; the help overlay on H / F1.
+Layout (1280 x 720): the scene (the model's frame, scaled up 3x for a 128 px model) at the top left; live
+surprise across the top right, forecast error vs horizon and the PCA trace below it; the "what the model expects"
+strip across the bottom (decoded look-ahead frames, nearest expert frames, spike or plan comparison); the status
+line at the bottom; the help overlay on H / F1.
 
 Pacing: the simulator runs at 10 Hz x speed (x0.5, x1, x2, or as fast as the model keeps up), drawing at up to
 60 fps; inference runs in the worker thread (monitor/worker.py). Headless (no display, or --headless): the scene
@@ -27,7 +28,8 @@ from lewm.stream import ACTION_STREAMS, LatentStream  # noqa: E402
 from monitor import controls  # noqa: E402
 from monitor.live import LiveData  # noqa: E402
 from monitor.panels import style  # noqa: E402
-from monitor.panels.horizon import ExpectsPanel, HorizonPanel  # noqa: E402
+from monitor.panels.expects import ExpectsPanel  # noqa: E402
+from monitor.panels.horizon import HorizonPanel  # noqa: E402
 from monitor.panels.pca import PCAPanel  # noqa: E402
 from monitor.panels.scene import ScenePanel  # noqa: E402
 from monitor.panels.status import HelpOverlay, StatusLine  # noqa: E402
@@ -87,10 +89,12 @@ class MonitorApp:
         mode = options.mode if options.mode != "replay" or replay is not None else "expert"
         self.sim = Simulator(scene, engine.image_size, mode=mode, seed=options.seed, replay=replay)
         self.active_stream = "real"
+        decoder = engine if getattr(engine, "has_decoder", False) else None  # pictures of the forecasts
         self.stream = LatentStream(engine, horizon=options.horizon, shuffle_bank=bank.shuffle_bank, seed=STREAM_SEED,
-                                   pca=bank.pca, lookahead=LOOKAHEAD, active_stream=self.active_stream)
-        self.worker = InferenceWorker(self.stream, lockstep=options.lockstep or options.headless)
-        self.data = LiveData(options.horizon, bank)
+                                   pca=bank.pca, lookahead=LOOKAHEAD, active_stream=self.active_stream,
+                                   keep_forecasts=decoder is not None)
+        self.worker = InferenceWorker(self.stream, lockstep=options.lockstep or options.headless, decoder=decoder)
+        self.data = LiveData(options.horizon, bank, has_decoder=decoder is not None)
         self.paused = False
         self.speed = options.speed
         self.show_help = False
@@ -112,11 +116,11 @@ class MonitorApp:
             init_pygame(options.headless)
         self.surface = pygame.display.set_mode(SIZE)
         pygame.display.set_caption(f"LeWM monitor: {engine.image_size} px model, scene {scene.name}")
-        self.scene_panel = ScenePanel(pygame.Rect(8, 8, 540, 546))
-        self.expects_panel = ExpectsPanel(pygame.Rect(8, 560, 540, 128), count=LOOKAHEAD)
-        self.surprise_panel = SurprisePanel(pygame.Rect(556, 8, 716, 250))
-        self.horizon_panel = HorizonPanel(pygame.Rect(556, 266, 352, 422))
-        self.pca_panel = PCAPanel(pygame.Rect(916, 266, 356, 422), bank)
+        self.scene_panel = ScenePanel(pygame.Rect(8, 8, 400, 420), image_px=384)
+        self.expects_panel = ExpectsPanel(pygame.Rect(8, 436, 1264, 252), count=LOOKAHEAD)
+        self.surprise_panel = SurprisePanel(pygame.Rect(416, 8, 856, 206))
+        self.horizon_panel = HorizonPanel(pygame.Rect(416, 222, 420, 206))
+        self.pca_panel = PCAPanel(pygame.Rect(844, 222, 428, 206), bank)
         self.status = StatusLine(pygame.Rect(0, 694, SIZE[0], 26))
         self.help = HelpOverlay(SIZE)
 
@@ -261,6 +265,9 @@ class MonitorApp:
         results = self.worker.results()
         for r in results:
             self.data.add(r)
+            if self.data.spike_request is not None:  # its picture is decoded in the worker, with the next frame
+                self.worker.request_decode("spike", self.data.spike_request)
+                self.data.spike_request = None
             if self.session is not None:
                 self.session.write(self._row(r))
         return results

@@ -2,7 +2,8 @@
 
 One LiveData per run: the last ~30 s of surprise per action stream with artifact flags and spikes, running
 means of the forecast errors per horizon (the horizon and action probes, live), the PCA path, the look-ahead
-retrieval, and inference latencies.
+retrieval, and inference latencies. Where the model has a pixel decoder: the decoded look-ahead frames, and the
+decoded prediction next to the seen frame at the last surprise spike.
 """
 from __future__ import annotations
 
@@ -19,9 +20,15 @@ PATH_POINTS = 200
 
 
 class LiveData:
-    def __init__(self, horizon: int, bank=None):
+    def __init__(self, horizon: int, bank=None, has_decoder: bool = False):
         self.horizon = horizon
         self.bank = bank
+        self.has_decoder = has_decoder
+        self.lookahead_frames: np.ndarray | None = None  # (F, S, S, 3) uint8, decoded look-ahead
+        self.spike_view: tuple | None = None  # (env step, predicted frame (decoded), seen frame) at the last spike
+        self.plan_view: tuple | None = None  # (plan end frame (decoded), goal frame): set by plan mode
+        self.spike_request: np.ndarray | None = None  # the spiking frame's one-step prediction, to be decoded
+        self._spike_pending: tuple | None = None  # (env step, seen frame) of the requested decode
         self.surprise: deque[np.ndarray] = deque(maxlen=CHART_STEPS)  # (3,) per env step
         self.artifact: deque[bool] = deque(maxlen=CHART_STEPS)
         self.spike: deque[bool] = deque(maxlen=CHART_STEPS)
@@ -43,6 +50,7 @@ class LiveData:
         self.path.clear()
         self.lookahead_pca = None
         self.lookahead_thumbs = []
+        self.lookahead_frames = None
 
     def add(self, result: Result) -> None:
         rec = result.record
@@ -55,6 +63,7 @@ class LiveData:
         self.last = result
         self.latency.append(result.latency)
         self._push_chart(rec.surprise, bool(result.item.info.get("artifacts")), result.item.env_step)
+        self._pictures(result)
         self._push_horizon(rec.forecast_error, rec.copy_last_error)
         if rec.pca is not None:
             self.path.append(np.asarray(rec.pca, np.float32))
@@ -62,6 +71,21 @@ class LiveData:
             self.lookahead_pca = rec.lookahead_pca
             if self.bank is not None:
                 self.lookahead_thumbs = [int(i) for i in self.bank.nearest(rec.lookahead)]
+
+    def _pictures(self, result: Result) -> None:
+        """Take the decoded frames of a result; on a spike of the active stream, ask for its prediction's picture."""
+        if result.lookahead_frames is not None:
+            self.lookahead_frames = result.lookahead_frames
+        if "spike" in result.decoded and self._spike_pending is not None:
+            step, seen = self._spike_pending
+            self.spike_view = (step, result.decoded["spike"], seen)
+            self._spike_pending = None
+        forecasts = result.record.forecast_z
+        if self.spike[-1] and forecasts is not None:
+            z = forecasts[ACTION_STREAMS.index(self.active_stream), 0]
+            if np.all(np.isfinite(z)):
+                self.spike_request = z
+                self._spike_pending = (result.item.env_step, result.item.frame)
 
     def _push_chart(self, surprise: np.ndarray, artifact: bool, step: int) -> None:
         k = ACTION_STREAMS.index(self.active_stream)

@@ -19,6 +19,10 @@ also submits only when the worker is idle, so it never drops either.
 
 A new episode (reset, new seed, mode switch to replay) is marked on its first item (`episode_start`); the
 worker resets the stream there too.
+
+Pictures. With a `decoder` (the engine, where the model folder has a pixel decoder), the worker also decodes the
+look-ahead forecasts into frames, once per model step (when the stream renews them), and any latents the loop
+asked for with request_decode (a spike's prediction), batched into the same call.
 """
 from __future__ import annotations
 
@@ -49,12 +53,18 @@ class Result:
     record: StreamRecord | None  # None: the item was dropped
     latency: float = 0.0  # seconds in stream.step
     stream_step: int = -1  # the stream's frame index (0 at each reset)
+    lookahead_frames: np.ndarray | None = None  # (F, S, S, 3) uint8: the look-ahead decoded, when renewed here
+    decoded: dict = field(default_factory=dict)  # tag -> (S, S, 3) uint8 for the request_decode calls served
+    decode_latency: float = 0.0  # seconds decoding
 
 
 class InferenceWorker:
-    def __init__(self, stream: LatentStream, lockstep: bool = False):
+    def __init__(self, stream: LatentStream, lockstep: bool = False, decoder=None):
         self.stream = stream
         self.lockstep = lockstep
+        self.decoder = decoder  # decode(z (N, D)) -> uint8 frames, or None
+        self._requests: dict = {}  # tag -> latent (D,), decoded with the next frame
+        self._decoded_lookahead = None  # the look-ahead array last decoded
         self.dropped = 0
         self.processed = 0
         self.error: BaseException | None = None
@@ -108,6 +118,11 @@ class InferenceWorker:
             self._results.clear()
         return out
 
+    def request_decode(self, tag, z: np.ndarray) -> None:
+        """Decode latent z (D,) with the next frame processed; the picture comes back in that Result's `decoded`."""
+        with self._cond:
+            self._requests[tag] = np.asarray(z, np.float32)
+
     def set_active_stream(self, name: str) -> None:
         assert name in ACTION_STREAMS
         self.stream.active_stream = name  # read once per model step by the stream's look ahead
@@ -140,6 +155,8 @@ class InferenceWorker:
                 t0 = time.perf_counter()
                 record = self.stream.step(item.frame, item.action)
                 result = Result(item, record, time.perf_counter() - t0, self.stream.t)
+                if self.decoder is not None:
+                    self._decode(result)
             except BaseException as err:  # surfaced to the loop on its next call
                 with self._cond:
                     self.error = err
@@ -154,3 +171,20 @@ class InferenceWorker:
                 self._done_seq = item.seq
                 self._busy = False
                 self._cond.notify_all()
+
+    def _decode(self, result: Result) -> None:
+        """One decoder call: the look-ahead when the stream renewed it (once per model step), plus the requests."""
+        with self._cond:
+            requests, self._requests = self._requests, {}
+        lookahead = result.record.lookahead
+        fresh = lookahead is not None and lookahead is not self._decoded_lookahead
+        latents = ([lookahead] if fresh else []) + [z[None] for z in requests.values()]
+        if not latents:
+            return
+        t0 = time.perf_counter()
+        frames = self.decoder.decode(np.concatenate(latents))
+        result.decode_latency = time.perf_counter() - t0
+        if fresh:
+            self._decoded_lookahead = lookahead
+            result.lookahead_frames, frames = frames[:len(lookahead)], frames[len(lookahead):]
+        result.decoded = dict(zip(requests, frames))

@@ -1,7 +1,8 @@
 """Export a model folder to ONNX: FOLDER/encoder.onnx (uint8 frames -> z) and FOLDER/predictor.onnx (latent window +
 raw action blocks -> next latent), with the input normalisations inside the graphs. The files are checked against
 torch (max |difference| <= 1e-4 for T = 1..history, batch 1 and 3) and removed if they disagree; config.json gets an
-"onnx" section. --int8 also writes dynamically quantised copies for the CPU, --fp16 half-precision copies for the GPU.
+"onnx" section. A folder with a pixel decoder (`lewm train-decoder`) also gets decoder.onnx (latents -> frames), checked
+the same way. --int8 also writes dynamically quantised copies for the CPU, --fp16 half-precision copies for the GPU.
 With --preset NAME --random-weights --out DIR it first makes a random-weight model folder of that preset
 (for benchmarks and parity checks)."""
 from __future__ import annotations
@@ -41,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if args.fp16:
         from export.quantize import fp16_available
         fp16_available(raise_if_not=True)  # before spending time on the export
+    from export.decoder_onnx import reduce_decoder
     from export.onnx_export import ParityError, export_model_folder, make_random_model_folder
+    from lewm.decoder import has_decoder
 
     folder = args.model
     if args.random_weights:
@@ -62,13 +65,33 @@ def run(args: argparse.Namespace) -> int:
     if args.fp16:
         from export.quantize import convert_fp16_model_folder
         section = convert_fp16_model_folder(folder)
+        if has_decoder(folder):
+            reduce_decoder(folder, "fp16")
     for precision in ("int8", "fp16"):
         if getattr(args, precision):
             g = section[precision]["agreement_with_fp32"]
             print(f"wrote {section[precision]['encoder']} and {section[precision]['predictor']}; {precision} vs fp32 "
                   f"cosine on {g['measured_on']}: mean {g['mean_cos']:.5f}, min {g['min_cos']:.5f} "
                   f"(target {g['target']}){_kept_note(section[precision])}")
+    if has_decoder(folder):
+        _print_decoder(folder)
     return 0
+
+
+def _print_decoder(folder) -> None:
+    from lewm.config import ModelConfig
+
+    entry = ModelConfig.load(f"{folder}/config.json").extra["decoder"].get("onnx", {})
+    check = entry.get("verification")
+    parity = f"; ONNX Runtime vs torch max |diff| {check['max_abs_diff']:.2e} (tolerance {check['tolerance']:g})" \
+        if check else ""
+    print(f"wrote {folder}/{entry['fp32']} (the pixel decoder){parity}")
+    for precision in ("int8", "fp16"):
+        if precision in entry:
+            g = entry[precision]["agreement_with_fp32"]
+            print(f"wrote {entry[precision]['file']}; {precision} vs fp32 decoded frames: PSNR mean "
+                  f"{g['psnr_db_mean']:.1f} dB, min {g['psnr_db_min']:.1f} dB, "
+                  f"max |diff| {g['max_abs_diff_uint8']}/255")
 
 
 def _kept_note(entry: dict) -> str:

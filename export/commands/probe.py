@@ -1,6 +1,7 @@
 """Run the probes of a model folder: latent structure, prediction horizon, surprise under an injected artifact,
-action conditioning, a linear physics probe, and violation of expectation (surprise at a teleported or recoloured
-block against the same frames of the episode's clean twin). Each writes OUT/<probe>.json (numbers, with their definitions)
+action conditioning, a linear physics probe, violation of expectation (surprise at a teleported or recoloured
+block against the same frames of the episode's clean twin), and (where the model folder has a pixel decoder) what
+the decoded forecasts picture. Each writes OUT/<probe>.json (numbers, with their definitions)
 and OUT/<probe>.png (the published layout); `all` runs every probe and writes OUT/summary.json.
 
 Episodes: the named scene "expert" (surprise: "seed-artifact") with held-out seeds SEED, SEED + 1, ... (the
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "probe a model: latent structure, horizon, surprise, actions, physics, violation of expectation"
-CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "voe", "all")
+HELP = "probe a model: latent structure, horizon, surprise, actions, physics, violation of expectation, pixel decoder"
+CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "voe", "decoder", "all")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from export.backends import load_backend
     from lewm.probes.common import jsonable
+    from lewm.probes.decoder import decoder_for
     from lewm.probes.suite import HEADLINES, ProbeSettings, run_all, run_probe
     from scenes.errors import UserError
 
@@ -52,14 +54,21 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model = load_backend(args.model, args.backend)
+    pixel_decoder = decoder_for(args.model, args.backend, model)
+    if args.probe == "decoder" and pixel_decoder is None:
+        what = "decoder.onnx (run `lewm export`)" if args.backend == "onnx" else "pixel decoder"
+        raise UserError(f"{args.model} has no {what}; train one with `lewm train-decoder --model {args.model} "
+                        "--data DATA.h5`")
     settings = ProbeSettings(episodes=args.episodes, fit_episodes=args.fit_episodes, seed=args.seed,
                              steps=args.steps, dataset=args.dataset, horizon=args.horizon)
     out = Path(args.out)
     if args.probe == "all":
-        headline = run_all(model, settings, out, model_name=str(args.model), backend=args.backend)
-        written = ["summary.json"] + [f"{name}.{ext}" for name in HEADLINES for ext in ("json", "png")]
+        headline = run_all(model, settings, out, model_name=str(args.model), backend=args.backend,
+                           pixel_decoder=pixel_decoder)
+        written = ["summary.json"] + [f"{name}.{ext}" for name in HEADLINES if name in headline
+                                      for ext in ("json", "png")]
     else:
-        headline = HEADLINES[args.probe](run_probe(args.probe, model, settings, out))
+        headline = HEADLINES[args.probe](run_probe(args.probe, model, settings, out, pixel_decoder=pixel_decoder))
         written = [f"{args.probe}.json", f"{args.probe}.png"]
     print(json.dumps(jsonable(headline), indent=2))
     print(f"wrote {', '.join(written)} in {out}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lewm.probes import actions, horizon, latent, physics, surprise, voe
+from lewm.probes import actions, decoder, horizon, latent, physics, surprise, voe
 from lewm.probes.common import HELD_OUT_SEED, dataset_episodes, run_stream, scene_episodes, write_json
 
 PROBES = ("latent", "horizon", "surprise", "actions", "physics", "voe")
@@ -83,8 +83,9 @@ class EpisodeSource:
 
 
 def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source: EpisodeSource | None = None,
-              runs: list | None = None) -> dict:
-    """Run one probe, writing OUT/<name>.json and OUT/<name>.png; returns its results."""
+              runs: list | None = None, pixel_decoder=None) -> dict:
+    """Run one probe, writing OUT/<name>.json and OUT/<name>.png; returns its results. The decoder probe needs
+    `pixel_decoder` (anything with decode(z) -> uint8 frames)."""
     source = source or EpisodeSource(settings, model.image_size, model.frameskip)
     if name == "latent":
         return latent.run_latent(model, source.expert(), runs=runs, out=out)
@@ -99,15 +100,23 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
         return physics.run_physics(model, train, test, out=out, sources=sources)
     if name == "voe":
         return voe.run_voe(model, source.expert(), seed=settings.seed, out=out)
+    if name == "decoder":
+        if pixel_decoder is None:
+            raise ValueError("the decoder probe needs the model's pixel decoder")
+        return decoder.run_decoder(model, pixel_decoder, source.expert(),
+                                   horizon=min(settings.horizon, decoder.MAX_HORIZON), out=out)
     raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
 
 
 HEADLINES = {"latent": latent.headline, "horizon": horizon.headline, "surprise": surprise.headline,
-             "actions": actions.headline, "physics": physics.headline, "voe": voe.headline}
+             "actions": actions.headline, "physics": physics.headline, "voe": voe.headline,
+             "decoder": decoder.headline}
 
 
-def run_all(model, settings: ProbeSettings, out: str | Path, model_name: str = "", backend: str = "") -> dict:
-    """Every probe, the expert episodes' stream run once for latent, horizon and actions; writes summary.json."""
+def run_all(model, settings: ProbeSettings, out: str | Path, model_name: str = "", backend: str = "",
+            pixel_decoder=None) -> dict:
+    """Every probe (the decoder probe where there is a `pixel_decoder`), the expert episodes' stream run once for
+    latent, horizon and actions; writes summary.json."""
     source = EpisodeSource(settings, model.image_size, model.frameskip)
     shared = run_stream(model, source.expert(), horizon=settings.horizon, desc="stream (latent, horizon, actions)")
     summary = {"model": model_name, "backend": backend, "image_size": model.image_size,
@@ -116,5 +125,8 @@ def run_all(model, settings: ProbeSettings, out: str | Path, model_name: str = "
         result = run_probe(name, model, settings, out, source=source,
                            runs=shared if name in ("latent", "horizon", "actions") else None)
         summary[name] = HEADLINES[name](result)
+    if pixel_decoder is not None:
+        summary["decoder"] = decoder.headline(run_probe("decoder", model, settings, out, source=source,
+                                                        pixel_decoder=pixel_decoder))
     write_json(Path(out) / "summary.json", summary)
     return summary

@@ -1,6 +1,5 @@
 """Horizon forecasts: live mean cosine distance against horizon h = 1..H per action stream, filled in as the
-forecasts made h model steps ago meet their frames, with the copy-last baseline; and the strip of "what the
-model expects": for the next few model steps, the reference frame nearest to the look-ahead prediction."""
+forecasts made h model steps ago meet their frames, with the copy-last baseline."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,33 +45,3 @@ class HorizonPanel:
             r = style.text(surface, name, (x, inner.y), 16, color)
             x = r.right + 10
 
-
-class ExpectsPanel:
-    """The look-ahead strip: nearest expert frame to the prediction of each of the next steps."""
-
-    def __init__(self, rect: pygame.Rect, count: int = 5):
-        self.rect = rect
-        self.count = count
-        self._cache: dict[int, pygame.Surface] = {}
-
-    def draw(self, surface: pygame.Surface, data: LiveData, active: str) -> None:
-        inner = style.frame_panel(surface, self.rect, f"what the model expects ({active} actions): nearest expert frames")
-        side = min(inner.h - 16, (inner.w - (self.count - 1) * 8) // self.count)
-        for i in range(self.count):
-            box = pygame.Rect(inner.x + i * (side + 8), inner.y + 2, side, side)
-            pygame.draw.rect(surface, style.BG, box)
-            if data.bank is not None and i < len(data.lookahead_thumbs):
-                j = data.lookahead_thumbs[i]
-                surface.blit(self._thumb(data.bank, j, side), box)
-            pygame.draw.rect(surface, style.BORDER, box, 1)
-            style.text(surface, f"+{i + 1}", (box.x + 3, box.bottom + 1), 15, style.DIM)
-
-    def _thumb(self, bank, j: int, side: int) -> pygame.Surface:
-        img = self._cache.get(j)
-        if img is None or img.get_width() != side:
-            raw = pygame.surfarray.make_surface(np.ascontiguousarray(bank.thumbs[j].transpose(1, 0, 2)))
-            img = pygame.transform.scale(raw, (side, side))
-            if len(self._cache) > 256:
-                self._cache.clear()
-            self._cache[j] = img
-        return img

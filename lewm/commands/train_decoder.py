@@ -1,0 +1,83 @@
+"""Train a pixel decoder for a model folder's frozen encoder: latent -> frame at the model's image size. The
+encoder embeds every frame of --data once (cached in the run folder); only the decoder learns. Checkpoints go to
+RUN/checkpoint every --checkpoint-every steps and when the time budget runs out; --resume continues from there.
+At the end the decoder is saved into the model folder (decoder.safetensors and a "decoder" section in
+config.json), or, with --out, into a copy of the model folder there. Then `lewm export --model DIR` writes
+decoder.onnx for the monitor."""
+HELP = "train a pixel decoder (latent -> frame) on a frozen model"
+
+
+def add_arguments(p):
+    p.add_argument("--model", required=True, help="model folder whose encoder the decoder learns to invert")
+    p.add_argument("--data", required=True, help="HDF5 dataset made by `lewm collect` at the model's image size")
+    p.add_argument("--run", default=None, help="run folder (checkpoint, latents cache, log.jsonl, settings.json); "
+                                              "default: runs/decoder-<model folder name>")
+    p.add_argument("--out", default=None, help="save into a copy of the model folder here instead of the folder")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="stop with a checkpoint after this much training wall time (counted across --resume; the "
+                        "learning rate decays over it)")
+    p.add_argument("--steps", type=int, default=100_000, help="most training steps (the time budget may end first)")
+    p.add_argument("--batch-size", type=int, default=32, help="frames per step")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, warm-up then cosine)")
+    p.add_argument("--width", type=int, default=96, help="decoder channels at its first grid (halved per doubling)")
+    p.add_argument("--min-width", type=int, default=16, help="fewest channels of a decoder layer")
+    p.add_argument("--salience-weight", type=float, default=8.0,
+                   help="extra L1 weight of pixels that differ from the static background (agent, block)")
+    p.add_argument("--edge-weight", type=float, default=1.0, help="weight of the L1 on image gradients")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="share of the episodes held out (the last ones)")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch draws and the initial weights")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run from its checkpoint")
+
+
+def run(args):
+    import os
+    import shutil
+    from pathlib import Path
+
+    import torch
+
+    from lewm.config import ModelConfig
+    from lewm.decoder import DecoderConfig, save_decoder
+    from lewm.decoder_train import DecoderTrainSettings, train_decoder
+    from scenes.errors import UserError
+
+    model = Path(args.model)
+    if not (model / "config.json").is_file():
+        raise UserError(f"no model folder at {model} (it has no config.json)")
+    if args.out and Path(args.out).resolve() == model.resolve():
+        raise UserError("--out is the model folder itself: drop --out to save into the model folder")
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    run_dir = Path(args.run or f"runs/decoder-{model.resolve().name}")
+    settings = DecoderTrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                    salience_weight=args.salience_weight, edge_weight=args.edge_weight,
+                                    seed=args.seed, checkpoint_every=args.checkpoint_every,
+                                    time_budget_minutes=args.time_budget, val_fraction=args.val_fraction)
+    dconfig = DecoderConfig.for_model(ModelConfig.load(model / "config.json"), width=args.width,
+                                      min_width=args.min_width)
+    print(f"training a decoder for {model} on cpu ({torch.get_num_threads()} threads); run folder {run_dir}")
+    decoder, facts = train_decoder(model, args.data, run_dir, dconfig, settings, resume=args.resume,
+                                   log=lambda line: print(line, flush=True))
+    target = model
+    if args.out:
+        target = Path(args.out)
+        shutil.copytree(model, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("reference.npz*"))
+    facts["trained"]["command"] = _command(args, run_dir)
+    path = save_decoder(decoder, target, facts)
+    print(f"decoder written to {path} (held-out PSNR {facts['trained']['held_out_psnr_db']:.2f} dB); "
+          f"export it with `lewm export --model {target}`")
+    return 0
+
+
+def _command(args, run_dir) -> str:
+    parts = ["lewm train-decoder", f"--model {args.model}", f"--data {args.data}", f"--run {run_dir}"]
+    if args.time_budget:
+        parts.append(f"--time-budget {args.time_budget:g}")
+    for flag, value, default in (("--batch-size", args.batch_size, 32), ("--lr", args.lr, 2e-3),
+                                 ("--width", args.width, 96), ("--min-width", args.min_width, 16),
+                                 ("--salience-weight", args.salience_weight, 8.0),
+                                 ("--edge-weight", args.edge_weight, 1.0), ("--seed", args.seed, 0)):
+        if value != default:
+            parts.append(f"{flag} {value:g}")
+    return " ".join(parts)

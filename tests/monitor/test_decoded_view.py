@@ -1,0 +1,94 @@
+"""The monitor with a pixel decoder: decoded look-ahead frames once per model step, drawn large in "what the model
+expects"; a spike's prediction decoded in the worker and shown next to the seen frame."""
+import shutil
+
+import numpy as np
+import pytest
+
+from lewm.stream import ACTION_STREAMS, StreamRecord
+from monitor.live import LiveData
+from monitor.worker import FrameItem, Result
+
+
+@pytest.fixture(scope="module")
+def decoding_engine(tiny_model, tmp_path_factory):
+    import torch
+
+    from export.decoder_onnx import export_decoder
+    from export.engine import OnnxEngine
+    from lewm.config import ModelConfig
+    from lewm.decoder import DecoderConfig, PixelDecoder, save_decoder
+
+    folder = shutil.copytree(tiny_model, tmp_path_factory.mktemp("decoding") / "tiny")
+    torch.manual_seed(0)
+    save_decoder(PixelDecoder(DecoderConfig.for_model(ModelConfig.load(folder / "config.json"), width=16)), folder)
+    export_decoder(folder)
+    return OnnxEngine.from_folder(folder)
+
+
+def test_lookahead_is_decoded_once_per_model_step_and_drawn(decoding_engine, bank, tmp_path):
+    from monitor.app import MonitorApp, Options, init_pygame
+
+    init_pygame(True)
+    app = MonitorApp(decoding_engine, bank, Options(headless=True, lockstep=True, sessions=str(tmp_path)))
+    try:
+        results = []
+        for _ in range(24):
+            app.sim_tick()
+            app.worker.wait_idle()
+            results += app.drain()
+        decoded_at = [r.stream_step for r in results if r.lookahead_frames is not None]
+        renewed = [r.stream_step for r in results
+                   if r.record.lookahead is not None and r.stream_step % decoding_engine.frameskip == 0]
+        assert len(decoded_at) >= 2 and decoded_at == renewed
+        frames = app.data.lookahead_frames
+        assert frames.shape == (5, 32, 32, 3) and frames.dtype == np.uint8
+        assert np.array_equal(frames, decoding_engine.decode(results[-1].record.lookahead))
+
+        app.draw()
+        _, large, _, _ = app.expects_panel.layout()
+        assert large >= 150  # large enough to read the T's pose
+        inner = app.expects_panel.layout()[0]
+        for i in (0, 4):
+            x0 = inner.x + i * (large + 8)
+            for r, c in ((16, 16), (20, 9), (28, 27)):  # model pixel centres (clear of the "+i" label)
+                at = (x0 + int((c + 0.5) * large / 32), inner.y + int((r + 0.5) * large / 32))
+                assert tuple(app.surface.get_at(at))[:3] == tuple(frames[i, r, c])
+
+        z = results[-1].record.z
+        app.worker.request_decode("spike", z)
+        app.sim_tick()
+        app.worker.wait_idle()
+        served = app.drain()[-1]
+        assert np.array_equal(served.decoded["spike"], decoding_engine.decode(z[None])[0])
+    finally:
+        app.close()
+
+
+def _result(step, surprise, frame, forecast=None, decoded=None):
+    z = np.ones(4, np.float32)
+    forecasts = np.full((3, 2, 4), np.nan, np.float32)
+    if forecast is not None:
+        forecasts[:, 0] = forecast
+    record = StreamRecord(t=step, z=z, surprise=np.full(3, surprise), forecast_error=np.full((3, 2), surprise),
+                          copy_last_error=np.full(2, np.nan), forecast_z=forecasts)
+    return Result(FrameItem(step, step, frame, None), record, decoded=decoded or {})
+
+
+def test_a_spike_asks_for_its_prediction_and_shows_it_next_to_the_seen_frame():
+    data = LiveData(horizon=2, has_decoder=True)
+    calm = np.zeros((8, 8, 3), np.uint8)
+    for step in range(30):
+        data.add(_result(step, 0.01 + 0.001 * (step % 3), calm, forecast=np.zeros(4)))
+        assert data.spike_request is None
+    seen = np.full((8, 8, 3), 200, np.uint8)
+    prediction = np.arange(4, dtype=np.float32)
+    data.add(_result(30, 0.9, seen, forecast=prediction))
+    assert data.spike[-1]
+    assert np.array_equal(data.spike_request, prediction[:4])
+    assert ACTION_STREAMS.index(data.active_stream) == 0
+    picture = np.full((8, 8, 3), 7, np.uint8)
+    data.spike_request = None  # taken by the app, which asks the worker
+    data.add(_result(31, 0.01, calm, decoded={"spike": picture}))
+    step, predicted, shown = data.spike_view
+    assert step == 30 and predicted is picture and shown is seen
