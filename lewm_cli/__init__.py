@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from export.commands import bench, export, probe
+from export.commands import bench, export, plan, probe
 from lewm.commands import import_official, train, train_decoder
 from monitor import commands as monitor
 from scenes.commands import collect, list_scenes
@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "export": export,
     "bench": bench,
     "monitor": monitor,
+    "plan": plan,
 }
 
 

@@ -31,12 +31,14 @@ from monitor.panels import style  # noqa: E402
 from monitor.panels.expects import ExpectsPanel  # noqa: E402
 from monitor.panels.horizon import HorizonPanel  # noqa: E402
 from monitor.panels.pca import PCAPanel  # noqa: E402
+from monitor.panels.plan import PlanOverlay, draw_pca_marks  # noqa: E402
 from monitor.panels.scene import ScenePanel  # noqa: E402
 from monitor.panels.status import HelpOverlay, StatusLine  # noqa: E402
 from monitor.panels.surprise import SurprisePanel  # noqa: E402
+from monitor.plan_mode import PlanDriver, view_from_record  # noqa: E402
 from monitor.recorder import Recorder  # noqa: E402
 from monitor.session import Session  # noqa: E402
-from monitor.sim import MODES, Simulator  # noqa: E402
+from monitor.sim import MODES, Simulator, render_view  # noqa: E402
 from monitor.worker import FrameItem, InferenceWorker, Result  # noqa: E402
 
 SIZE = (1280, 720)
@@ -63,6 +65,7 @@ class Options:
     session: bool = True  # write a session folder
     video: bool = True  # headless: record the video
     meta: dict = field(default_factory=dict)
+    plan: object = None  # plan mode's lewm.planner.CEMSettings (default: the official ones)
 
 
 def has_display() -> bool:
@@ -121,6 +124,9 @@ class MonitorApp:
         self.surprise_panel = SurprisePanel(pygame.Rect(416, 8, 856, 206))
         self.horizon_panel = HorizonPanel(pygame.Rect(416, 222, 420, 206))
         self.pca_panel = PCAPanel(pygame.Rect(844, 222, 428, 206), bank)
+        self.plan = PlanDriver(engine, options.plan, pca=bank.pca, lockstep=self.worker.lockstep)
+        self.plan_overlay = PlanOverlay(self.scene_panel.image)
+        self.replayed_plan = None  # (PlanView, goal frame, goal PCA) of the newest plan a replayed session made
         self.status = StatusLine(pygame.Rect(0, 694, SIZE[0], 26))
         self.help = HelpOverlay(SIZE)
 
@@ -130,7 +136,7 @@ class MonitorApp:
                         horizon=options.horizon, provider=engine.provider, engine=engine.describe(),
                         image_size=engine.image_size, frameskip=engine.frameskip, history=engine.history,
                         stream_seed=STREAM_SEED, lookahead=LOOKAHEAD, lockstep=self.worker.lockstep,
-                        replay=getattr(replay, "name", None))
+                        replay=getattr(replay, "name", None), plan=self.plan.planner.settings.to_dict())
             self.session = Session(options.sessions, f"{scene.name}-s{self.sim.seed}", meta)
         if options.record or (options.headless and options.video):
             self.start_recording(options.record)
@@ -151,9 +157,14 @@ class MonitorApp:
             self.speed = controls.SPEEDS[action]
         elif action == "new_seed":
             sim.reset(sim.seed + 1)
+            self.plan.reset()
         elif action == "cycle_mode":
             modes = [m for m in MODES if m != "replay" or sim.replay is not None]
             sim.set_mode(modes[(modes.index(sim.mode) + 1) % len(modes)])
+            self.plan.reset()
+        elif action == "set_goal":
+            if sim.mode != "replay":
+                self.plan.set_goal(sim.current.state, sim.current.frame)
         elif action == "cycle_stream":
             self.set_stream(ACTION_STREAMS[(ACTION_STREAMS.index(self.active_stream) + 1) % len(ACTION_STREAMS)])
         elif action == "cycle_kind":
@@ -185,7 +196,7 @@ class MonitorApp:
                 x, y = sim.selected.center(sim.env_step)
                 sim.move_artifact(sim.selected, x + 4 * dx, y + 4 * dy)
         elif action in controls.HOLD_ACTIONS:
-            if sim.mode == "expert":
+            if sim.mode in ("expert", "plan"):
                 sim.set_mode("manual")  # an arrow key takes the agent over
             sim.keys_held.add(controls.HOLD_ACTIONS[action])
         else:
@@ -246,10 +257,24 @@ class MonitorApp:
         sim = self.sim
         if sim.mode != "replay" and sim.mode != "manual" and sim.env_step >= self.scene.steps:
             sim.reset(sim.seed + 1)  # the episode is over: the next seed
+            self.plan.reset()
         view = sim.current
-        action = sim.decide()
+        plan = None
+        if sim.mode == "plan":
+            action, plan = self.plan.decide(view.frame, view.state)
+            if action is None:  # the plan is not ready: the simulator waits at the plan boundary
+                return True
+        else:
+            action = sim.decide()
+        if view.extra.get("plan"):  # a replayed session's plan
+            record = view.extra["plan"]
+            self.replayed_plan = (view_from_record(record, self.engine.config.action_dim),
+                                  render_view(record["goal_state"], self.engine.image_size, [], 0),
+                                  record.get("goal_pca"))
         info = {"state": view.state, "action": action, "artifacts": view.artifacts, "block_color": view.block_color,
                 "coverage": view.coverage, "mode": sim.mode, "seed": sim.seed}
+        if plan is not None:
+            info["plan"] = plan
         self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start, info),
                            wait=meanwhile is None)
         self.seq += 1
@@ -292,13 +317,27 @@ class MonitorApp:
         if self.sim.mode == "replay":
             title = f"replay: {self.sim.replay.name}"
         self.scene_panel.draw(s, view.frame, title, view.env_step, self.hover, self.sim.selected)
+        shown = self.shown_plan()
+        if shown is not None:
+            self.plan_overlay.draw(s, shown[0], shown[1], self.plan.status() if self.sim.mode == "plan" else
+                                   f"replayed plan {shown[0].number} ({shown[0].seconds:.2f} s)")
         self.expects_panel.draw(s, self.data, self.active_stream)
         self.surprise_panel.draw(s, self.data, self.active_stream)
         self.horizon_panel.draw(s, self.data, self.active_stream)
         self.pca_panel.draw(s, self.data, self.active_stream)
+        if shown is not None:
+            draw_pca_marks(s, self.pca_panel.to_px, shown[2], shown[0])
         self.status.draw(s, self.status_fields())
         if self.show_help:
             self.help.draw(s)
+
+    def shown_plan(self) -> tuple | None:
+        """(PlanView or None, goal frame, goal PCA point) of the plan to draw: the live plan mode's, or a replay's."""
+        if self.sim.mode == "plan":
+            return self.plan.live or self.plan.last, self.plan.goal_frame, self.plan.goal_pca
+        if self.sim.mode == "replay" and self.replayed_plan is not None:
+            return self.replayed_plan
+        return None
 
     def status_fields(self) -> list[tuple[str, tuple]]:
         fs = self.engine.frameskip
@@ -314,6 +353,8 @@ class MonitorApp:
                   (f"speed {speed}" + ("  PAUSED" if self.paused else ""), style.TEXT),
                   (f"next artifact {self.sim.kind} {controls.COLOR_NAMES[self.sim.color_index]}", style.TEXT),
                   (f"dropped {self.worker.dropped}", style.SPIKE if self.worker.dropped else style.TEXT)]
+        if self.sim.mode == "plan":
+            fields.append((self.plan.status(), style.SPIKE if self.plan.waiting else style.TEXT))
         if self.recorder is not None and not self.options.headless:  # headless, the video is the run itself
             fields.append(("REC", style.SPIKE))
         if not self.options.headless:
@@ -420,6 +461,7 @@ class MonitorApp:
         except Exception:
             pass
         video = self.stop_recording()
+        self.plan.stop()
         self.worker.stop()
         if self.session is not None:
             self.session.close()

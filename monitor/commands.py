@@ -23,9 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the frame size and frameskip")
     p.add_argument("--scene", default="seed-artifact", help="named scene to start (`lewm scenes` lists them)")
     p.add_argument("--seed", type=int, default=None, help="episode seed (default: the scene's)")
-    p.add_argument("--mode", choices=("expert", "manual", "replay"), default=None,
-                   help="who acts: the scripted expert, you (mouse / arrows), or a replay (default: expert, or "
-                        "replay with --replay/--replay-dataset)")
+    p.add_argument("--mode", choices=("expert", "manual", "plan", "replay"), default=None,
+                   help="who acts: the scripted expert, you (mouse / arrows), the model planning toward a goal (CEM), "
+                        "or a replay (default: expert, or replay with --replay/--replay-dataset)")
     p.add_argument("--replay", metavar="SESSION_DIR", default=None, help="play a recorded session back")
     p.add_argument("--replay-dataset", metavar="H5", default=None, help="play a dataset episode back")
     p.add_argument("--episode", type=int, default=0, help="the episode of --replay-dataset")

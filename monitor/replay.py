@@ -58,7 +58,7 @@ class SessionReplay(Playback):
         color = None if color is None else tuple(color)
         frame = render_view(r["state"], size, r.get("artifacts", []), r["env_step"], color)
         return View(int(r["env_step"]), frame, np.asarray(r["state"]), list(r.get("artifacts", [])), color,
-                    r.get("coverage") or float("nan"), self.action())
+                    r.get("coverage") or float("nan"), self.action(), {"plan": r["plan"]} if r.get("plan") else {})
 
     def action(self):
         a = self.rows[self.i].get("action")

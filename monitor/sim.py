@@ -19,7 +19,7 @@ from scenes.policies import make_policy
 from scenes.pusht import ACTION_SCALE, WORLD_SIZE
 from scenes.render import draw_state
 
-MODES = ("expert", "manual", "replay")
+MODES = ("expert", "manual", "plan", "replay")  # plan: the app drives (monitor/plan_mode.py)
 KEY_PUSH = 60.0  # world units: how far ahead of the agent a held arrow key puts the target
 ARTIFACT_SIZES = {"square": 20.0, "disc": 24.0, "noise": 40.0, "occluder": 30.0}
 

@@ -50,6 +50,10 @@ CHECKS = {
     "new_seed": (lambda app: (tick(app, 3), app.sim.seed)[1],
                  lambda app, c: app.sim.seed == c + 1 and app.sim.env_step == 0),
     "cycle_mode": (lambda app: app.sim.mode, lambda app, c: app.sim.mode != c),
+    "set_goal": (lambda app: (tick(app, 3), app.plan.goal_state.copy())[1],
+                 lambda app, c: np.array_equal(app.plan.goal_state, app.sim.current.state)
+                 and np.array_equal(app.plan.goal_frame, app.sim.current.frame)
+                 and not np.array_equal(c, app.sim.current.state)),
     "cycle_stream": (lambda app: app.active_stream,
                      lambda app, c: app.active_stream != c and app.worker.stream.active_stream == app.active_stream),
     "cycle_kind": (lambda app: app.sim.kind, lambda app, c: app.sim.kind != c),

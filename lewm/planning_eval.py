@@ -1,0 +1,251 @@
+"""The paper's PushT planning evaluation (`lewm plan`): goal-reaching from expert states, by the CEM planner and by
+three baselines on the same trials.
+
+Trials. Trial i plays a held-out expert episode (seed episode_seed + i; an episode too short to hold a trial is
+skipped for the next seed), cut where the expert first covers the goal (so no trial starts in the idle tail after
+it has finished); a start step t is drawn uniformly where t + goal_offset is still in the episode. The start is the
+state at t, the goal the state at t + goal_offset (25), rendered as the goal frame. Every method then acts for the
+budget (50 env steps) from the start state; a trial succeeds if at any step the agent and the block are within 20
+units of the goal state's positions and the block's angle within pi/9 (reached()).
+
+Methods: "model" (CEM in latent space, lewm.planner), "random" (uniform actions in [-1, 1]^2), "do-nothing" (zero
+actions: the agent's target is where it stands), "expert" (the expert's own recorded actions from t on, zeros past
+the episode's end: the protocol's upper bound).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lewm.planner import CEMSettings, LatentPlanner, Plan, RecedingHorizon
+
+METHODS = ("model", "random", "do-nothing", "expert")
+GOAL_OFFSET = 25
+BUDGET = 50
+EXPERT_STEPS = 300  # longest expert episode played for trials
+DONE_COVERAGE = 0.95  # the expert has finished once the block covers this much of the goal
+
+
+def reached(state: np.ndarray, goal: np.ndarray) -> bool:
+    """LeWM's goal test: agent and block positions within 20 units of the goal state's, block angle within pi/9."""
+    from scenes.pusht import POSE_TOLERANCE_ANGLE, POSE_TOLERANCE_XY, angle_difference
+
+    state, goal = np.asarray(state, np.float64), np.asarray(goal, np.float64)
+    return bool(np.linalg.norm(state[0:2] - goal[0:2]) < POSE_TOLERANCE_XY
+                and np.linalg.norm(state[2:4] - goal[2:4]) < POSE_TOLERANCE_XY
+                and angle_difference(state[4], goal[4]) < POSE_TOLERANCE_ANGLE)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The 95% Wilson score interval of a success rate."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class Trial:
+    index: int
+    episode_seed: int
+    start_step: int
+    start: np.ndarray  # (7,) state
+    goal: np.ndarray  # (7,) state
+    expert_actions: np.ndarray  # (budget, 2) the recorded actions from the start on
+
+
+@dataclass
+class Outcome:
+    success: bool
+    steps: int | None  # env steps until the goal was first reached
+    final: np.ndarray  # (7,) state at the end of the budget (or at success)
+    plans: list[Plan] = field(default_factory=list)
+
+
+def make_trials(count: int, episode_seed: int, rng: np.random.Generator, goal_offset: int = GOAL_OFFSET,
+                budget: int = BUDGET) -> list[Trial]:
+    from tqdm import tqdm
+
+    from scenes.episode import ScenePlayer
+    from scenes.catalog import get_scene
+
+    trials, seed = [], episode_seed
+    with tqdm(total=count, desc="expert episodes", leave=False) as bar:
+        while len(trials) < count:
+            player = ScenePlayer(get_scene("expert").with_seed(seed), 16)  # frames unused: the smallest size
+            states = [player.reset(seed).state]
+            actions = []
+            while len(states) <= EXPERT_STEPS and player.current.info["coverage"] <= DONE_COVERAGE:
+                action, step = player.step()
+                actions.append(action)
+                states.append(step.state)
+            if len(states) > goal_offset:
+                t = int(rng.integers(0, len(states) - goal_offset))
+                taken = np.zeros((budget, 2))
+                later = np.asarray(actions[t:t + budget])
+                taken[:len(later)] = later
+                trials.append(Trial(len(trials), seed, t, states[t], states[t + goal_offset], taken))
+                bar.update()
+            seed += 1
+    return trials
+
+
+def play(trial: Trial, image_size: int, act, budget: int = BUDGET) -> Outcome:
+    """Run one method from the trial's start for the budget. act(step, frame) -> raw action (2,)."""
+    from scenes.pusht import PushT
+
+    env = PushT(image_size)
+    frame, info = env.reset(options={"state": trial.start})
+    for k in range(budget):
+        frame, _, _, _, info = env.step(np.clip(act(k, frame), -1.0, 1.0))
+        if reached(info["state"], trial.goal):
+            return Outcome(True, k + 1, info["state"])
+    return Outcome(False, None, info["state"])
+
+
+def plan_trial(model, trial: Trial, settings: CEMSettings, rng: np.random.Generator, budget: int = BUDGET
+               ) -> Outcome:
+    """The model's run: receding-horizon CEM toward the embedding of the goal frame."""
+    from scenes.render import draw_state
+
+    planner = LatentPlanner(model, settings)
+    mpc = RecedingHorizon(planner)
+    z_goal = model.encode(draw_state(trial.goal, model.image_size)[None])[0]
+    plans: list[Plan] = []
+
+    def act(step: int, frame: np.ndarray) -> np.ndarray:
+        if mpc.wants_frame():
+            mpc.observe(model.encode(frame[None])[0])
+        if mpc.needs_plan():
+            plans.append(mpc.plan(z_goal, rng))
+            mpc.accept(plans[-1])
+        return mpc.next_action()
+
+    outcome = play(trial, model.image_size, act, budget)
+    outcome.plans = plans
+    return outcome
+
+
+def baseline_trial(method: str, trial: Trial, image_size: int, rng: np.random.Generator, budget: int = BUDGET
+                   ) -> Outcome:
+    if method == "random":
+        return play(trial, image_size, lambda k, frame: rng.uniform(-1.0, 1.0, 2), budget)
+    if method == "do-nothing":
+        return play(trial, image_size, lambda k, frame: np.zeros(2), budget)
+    if method == "expert":
+        return play(trial, image_size, lambda k, frame: trial.expert_actions[k], budget)
+    raise ValueError(f"unknown baseline {method!r}")
+
+
+def evaluate(model, trials: list[Trial], settings: CEMSettings, seed: int, budget: int = BUDGET
+             ) -> dict[str, list[Outcome]]:
+    """Every method on every trial. Trial i's planner and random baseline draw from generators seeded (seed, i)."""
+    from tqdm import tqdm
+
+    outcomes: dict[str, list[Outcome]] = {m: [] for m in METHODS}
+    bar = tqdm(trials, desc="planning trials")
+    for trial in bar:
+        outcomes["model"].append(plan_trial(model, trial, settings, np.random.default_rng([seed, trial.index, 0]),
+                                            budget))
+        for method in METHODS[1:]:
+            outcomes[method].append(baseline_trial(method, trial, model.image_size,
+                                                   np.random.default_rng([seed, trial.index, 1]), budget))
+        bar.set_postfix(model=f"{np.mean([o.success for o in outcomes['model']]):.0%}")
+    return outcomes
+
+
+def summarise(trials: list[Trial], outcomes: dict[str, list[Outcome]]) -> dict:
+    """The numbers of plan.json: success rates with 95% Wilson intervals, plan times, per-trial outcomes."""
+    from scenes.pusht import angle_difference
+
+    rates = {}
+    for method, runs in outcomes.items():
+        k, n = sum(o.success for o in runs), len(runs)
+        lo, hi = wilson_interval(k, n)
+        rates[method] = {"success_rate": k / n if n else float("nan"), "successes": k, "trials": n,
+                         "interval_95": [lo, hi]}
+    plans = [p for o in outcomes["model"] for p in o.plans]
+    seconds = np.array([p.seconds for p in plans])
+    per_trial = []
+    for i, trial in enumerate(trials):
+        row = {"trial": trial.index, "episode_seed": trial.episode_seed, "start_step": trial.start_step,
+               "start": trial.start, "goal": trial.goal}
+        for method, runs in outcomes.items():
+            o = runs[i]
+            row[method] = {"success": o.success, "steps": o.steps, "final": o.final,
+                           "block_xy_error": float(np.linalg.norm(o.final[2:4] - trial.goal[2:4])),
+                           "angle_error": angle_difference(o.final[4], trial.goal[4])}
+        row["model"]["plans"] = len(outcomes["model"][i].plans)
+        per_trial.append(row)
+    costs = np.stack([p.elite_cost for p in plans]) if plans else np.zeros((0, 0))
+    return {
+        "success": rates,
+        "plan_time_s": {"p50": float(np.percentile(seconds, 50)) if len(seconds) else None,
+                        "p95": float(np.percentile(seconds, 95)) if len(seconds) else None,
+                        "mean": float(seconds.mean()) if len(seconds) else None, "plans": len(plans)},
+        "elite_cost_by_iteration": {"median": np.median(costs, axis=0) if len(costs) else [],
+                                    "q25": np.percentile(costs, 25, axis=0) if len(costs) else [],
+                                    "q75": np.percentile(costs, 75, axis=0) if len(costs) else []},
+        "trials": per_trial,
+    }
+
+
+def versions(model) -> dict:
+    import platform
+
+    import numpy
+
+    out = {"python": platform.python_version(), "numpy": numpy.__version__, "backend": getattr(model, "name", "?")}
+    for name in ("torch", "onnxruntime"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return out
+
+
+def plot(summary: dict, image_size: int, path, examples: int = 3) -> None:
+    """Success per method with its interval; elite cost per CEM iteration; start / goal / final frames of a few
+    trials (the model's run). Drawn from summarise()'s numbers alone (so from a plan.json too)."""
+    from lewm.probes.common import new_figure, save_figure
+    from scenes.render import draw_state
+
+    trials = summary["trials"]
+    examples = min(examples, len(trials))
+    fig = new_figure(figsize=(12, 4 + 2.2 * examples))
+    grid = fig.add_gridspec(1 + examples, 6, height_ratios=[1.6] + [1] * examples, hspace=0.45, wspace=0.9)
+    ax = fig.add_subplot(grid[0, :3])
+    rates = summary["success"]
+    names = list(rates)
+    values = [rates[m]["success_rate"] for m in names]
+    err = np.array([[v - rates[m]["interval_95"][0], rates[m]["interval_95"][1] - v] for m, v in zip(names, values)])
+    err = np.maximum(err, 0.0)  # an interval's end can sit a rounding error inside its rate
+    ax.bar(names, values, yerr=err.T, capsize=4, color=["tab:blue", "tab:gray", "tab:gray", "tab:green"][:len(names)])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("success rate (95% Wilson interval)")
+    ax.set_title(f"PushT goal reaching, {len(trials)} trials")
+    ax = fig.add_subplot(grid[0, 3:])
+    cost = summary["elite_cost_by_iteration"]
+    if len(cost["median"]):
+        it = np.arange(1, len(cost["median"]) + 1)
+        ax.plot(it, cost["median"], color="tab:blue", label="median over plans")
+        ax.fill_between(it, cost["q25"], cost["q75"], color="tab:blue", alpha=0.2, label="25-75%")
+        ax.legend()
+    ax.set_xlabel("CEM iteration")
+    ax.set_ylabel("elite cost (squared L2 to goal)")
+    ax.set_title(f"plan time p50 {summary['plan_time_s']['p50'] or 0:.2f} s")
+    for row, i in enumerate(np.linspace(0, len(trials) - 1, examples).astype(int) if examples else []):
+        trial = trials[i]
+        states = (("start", trial["start"]), ("goal", trial["goal"]),
+                  ("model: " + ("reached" if trial["model"]["success"] else "final"), trial["model"]["final"]))
+        for col, (title, state) in enumerate(states):
+            ax = fig.add_subplot(grid[1 + row, 2 * col:2 * col + 2])
+            ax.imshow(draw_state(np.asarray(state, np.float64), image_size))
+            ax.set_title(f"trial {trial['trial']} {title}", fontsize=9)
+            ax.axis("off")
+    save_figure(fig, path)

@@ -1,0 +1,93 @@
+"""The plan mode's drawing: over the scene, the candidate action sequences as the agent-target paths they imply (all
+faint, the elites brighter, the chosen plan bold), the goal thumbnail and the cost per CEM iteration; in the PCA
+panel, the goal's embedding and the predicted end of the chosen plan."""
+from __future__ import annotations
+
+import numpy as np
+import pygame
+
+from monitor.panels import style
+from monitor.plan_mode import PlanView
+from scenes.pusht import WORLD_SIZE
+
+SAMPLE = (120, 130, 160, 50)
+ELITE = (255, 140, 0, 190)
+CHOSEN = (200, 0, 120)
+GOAL = (20, 150, 60)
+THUMB = 88
+
+
+class PlanOverlay:
+    def __init__(self, scene_image: pygame.Rect):
+        self.image = scene_image  # where the scene panel draws the frame
+        self._lines = pygame.Surface(scene_image.size, pygame.SRCALPHA)
+        self._goal_key = None
+        self._goal: pygame.Surface | None = None
+
+    def _px(self, points: np.ndarray) -> list[tuple[float, float]]:
+        """World units -> pixels of the scene image (relative to its corner)."""
+        s = self.image.w / WORLD_SIZE
+        return [(float(x) * s, float(y) * s) for x, y in points]
+
+    def draw(self, surface: pygame.Surface, view: PlanView | None, goal_frame: np.ndarray | None,
+             status: str) -> None:
+        if view is not None:
+            self._draw_paths(surface, view)
+            self._draw_costs(surface, view)
+        if goal_frame is not None:
+            self._draw_goal(surface, goal_frame)
+        style.text(surface, status, (self.image.x + 6, self.image.bottom - 6), 18, CHOSEN, "bottomleft")
+
+    def _draw_paths(self, surface: pygame.Surface, view: PlanView) -> None:
+        lines = self._lines
+        lines.fill((0, 0, 0, 0))
+        if view.paths is not None:
+            for path in view.paths:
+                pygame.draw.lines(lines, SAMPLE, False, self._px(path), 1)
+            for i in view.elites if view.elites is not None else ():
+                pygame.draw.lines(lines, ELITE, False, self._px(view.paths[i]), 1)
+        surface.blit(lines, self.image)
+        if view.chosen is not None:
+            pts = [(x + self.image.x, y + self.image.y) for x, y in self._px(view.chosen)]
+            pygame.draw.lines(surface, CHOSEN, False, pts, 4)
+            for p in pts[5::5]:  # one dot per model step (action block)
+                pygame.draw.circle(surface, CHOSEN, p, 5)
+        x, y = self._px(view.start_xy[None])[0]
+        pygame.draw.circle(surface, CHOSEN, (x + self.image.x, y + self.image.y), 6, 2)
+
+    def _draw_goal(self, surface: pygame.Surface, frame: np.ndarray) -> None:
+        key = (frame.shape, frame.tobytes()[::97])
+        if key != self._goal_key:
+            img = pygame.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
+            self._goal = pygame.transform.smoothscale(img, (THUMB, THUMB))
+            self._goal_key = key
+        rect = pygame.Rect(self.image.right - THUMB - 6, self.image.y + 6, THUMB, THUMB)
+        surface.blit(self._goal, rect)
+        pygame.draw.rect(surface, GOAL, rect.inflate(4, 4), 2)
+        style.text(surface, "goal (G: this frame)", (rect.centerx, rect.bottom + 4), 16, GOAL, "midtop")
+
+    def _draw_costs(self, surface: pygame.Surface, view: PlanView) -> None:
+        costs = np.asarray(view.costs, np.float64)
+        box = pygame.Rect(self.image.right - 156, self.image.bottom - 74, 150, 68)
+        pygame.draw.rect(surface, (255, 255, 255), box)
+        pygame.draw.rect(surface, style.BORDER, box, 1)
+        style.text(surface, f"elite cost, plan {view.number}", (box.x + 4, box.y + 2), 16)
+        plot = pygame.Rect(box.x + 6, box.y + 18, box.w - 12, box.h - 24)
+        if len(costs) >= 2 and np.all(np.isfinite(costs)):
+            lo, hi = costs.min(), costs.max()
+            span = hi - lo if hi > lo else 1.0
+            pts = [(plot.x + plot.w * i / (len(costs) - 1), plot.bottom - plot.h * (c - lo) / span)
+                   for i, c in enumerate(costs)]
+            pygame.draw.lines(surface, CHOSEN, False, pts, 2)
+            style.text(surface, f"{costs[-1]:.3g}", (plot.right, plot.y), 15, style.DIM, "topright")
+
+
+def draw_pca_marks(surface: pygame.Surface, to_px, goal_pca, view: PlanView | None) -> None:
+    """The goal's embedding (green ring) and the predicted end of the chosen plan (magenta diamond) in the PCA panel;
+    to_px: the panel's PCA -> pixel map."""
+    if goal_pca is not None:
+        x, y = to_px(goal_pca)
+        pygame.draw.circle(surface, GOAL, (x, y), 8, 3)
+    if view is not None and view.end_pca is not None:
+        x, y = to_px(view.end_pca)
+        pygame.draw.polygon(surface, CHOSEN, [(x, y - 7), (x + 7, y), (x, y + 7), (x - 7, y)])

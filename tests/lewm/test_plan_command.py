@@ -1,0 +1,54 @@
+"""`lewm plan` end to end on a tiny model folder, and the two backends planning alike."""
+import json
+
+import numpy as np
+import pytest
+
+from export.backends import load_backend
+from lewm_cli import main
+from lewm.planner import CEMSettings, LatentPlanner
+from lewm.planning_eval import make_trials
+from scenes.render import draw_state
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from export.onnx_export import export_model_folder, make_random_model_folder
+
+    folder = make_random_model_folder("tiny", tmp_path_factory.mktemp("plan") / "tiny", seed=0)
+    export_model_folder(folder)
+    return folder
+
+
+def test_lewm_plan_writes_success_rates_for_the_model_and_the_baselines(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(out), "--episodes", "2", "--samples", "16",
+                 "--iterations", "2", "--elites", "4"]) == 0
+    report = json.loads((out / "plan.json").read_text())
+    assert list(report["success"]) == ["model", "random", "do-nothing", "expert"]
+    assert report["success"]["expert"]["success_rate"] == 1.0  # the protocol's upper bound holds
+    for rate in report["success"].values():
+        assert rate["trials"] == 2 and rate["interval_95"][0] <= rate["success_rate"] <= rate["interval_95"][1]
+    assert report["settings"] == dict(CEMSettings(samples=16, iterations=2, elites=4).to_dict())
+    assert len(report["trials"]) == 2 and report["plan_time_s"]["plans"] >= 2 * 2  # two plans in 50 steps
+    assert len(report["elite_cost_by_iteration"]["median"]) == 2
+    assert report["versions"]["onnxruntime"] and (out / "plan.png").stat().st_size > 10_000
+    assert "expert" in capsys.readouterr().out
+
+
+def test_lewm_plan_rejects_a_context_longer_than_the_history(tiny_folder, tmp_path, capsys):
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--context", "9"]) == 2
+    assert "--context 9 exceeds the model's history" in capsys.readouterr().err
+
+
+def test_torch_and_onnx_choose_the_same_first_action(tiny_folder):
+    trial = make_trials(1, 1_000_000, np.random.default_rng(42))[0]
+    first = {}
+    for backend in ("torch", "onnx"):
+        model = load_backend(tiny_folder, backend)
+        z = model.encode(draw_state(trial.start, model.image_size)[None])
+        z_goal = model.encode(draw_state(trial.goal, model.image_size)[None])[0]
+        planner = LatentPlanner(model, CEMSettings(samples=64, iterations=5, elites=8))
+        plan = planner.plan(z, np.zeros((0, planner.block_dim)), z_goal, np.random.default_rng(0))
+        first[backend] = plan.actions(2)[0]
+    assert np.allclose(first["torch"], first["onnx"], atol=1e-4)

@@ -1,0 +1,129 @@
+"""The CEM planner (lewm/planner.py) and the planning evaluation's rules (lewm/planning_eval.py)."""
+import math
+
+import numpy as np
+import pytest
+
+from lewm.planner import CEMSettings, LatentPlanner, RecedingHorizon, agent_paths, cem_minimise
+from lewm.planning_eval import baseline_trial, make_trials, reached, wilson_interval
+from lewm.torch_backend import TorchBackend
+from scenes.errors import UserError
+
+
+def test_cem_converges_on_a_toy_cost():
+    target = np.random.default_rng(1).normal(size=(5, 10)) * 0.5  # within the initial spread
+    seen = []
+
+    def cost(x):
+        return ((x - target) ** 2).sum(axis=(1, 2))
+
+    result = cem_minimise(cost, target.shape, CEMSettings(), np.random.default_rng(0), seen.append)
+    assert np.abs(result.mean - target).max() < 0.02
+    assert len(result.elite_cost) == 30 and result.elite_cost[-1] < 1e-2 * result.elite_cost[0]
+    # each iteration's first candidate is the mean the previous elites gave
+    for before, after in zip(seen[:-1], seen[1:]):
+        assert np.allclose(after.samples[0], before.samples[before.elites].mean(axis=0))
+    assert np.array_equal(seen[0].samples[0], np.zeros(target.shape))
+    assert all(len(it.samples) == 300 and len(it.elites) == 30 for it in seen)
+
+
+def test_cem_settings_reject_nonsense():
+    with pytest.raises(UserError, match="elites"):
+        CEMSettings(samples=10, elites=20)
+    with pytest.raises(UserError, match="receding"):
+        CEMSettings(horizon=3, receding_horizon=4)
+
+
+class CountingModel:
+    """A real (tiny) model behind the interface, counting the predictor's calls and batch sizes."""
+
+    def __init__(self, model):
+        self.inner = model
+        self.config, self.history, self.frameskip = model.config, model.history, model.frameskip
+        self.image_size = model.image_size
+        self.batches = []
+
+    def encode(self, frames):
+        return self.inner.encode(frames)
+
+    def predict(self, z, a):
+        self.batches.append((z.shape, a.shape))
+        return self.inner.predict(z, a)
+
+
+def test_planner_batches_one_predictor_call_per_horizon_step(make_model):
+    model = CountingModel(TorchBackend(make_model()))
+    settings = CEMSettings(samples=40, iterations=3, elites=5, horizon=4, receding_horizon=2)
+    planner = LatentPlanner(model, settings)
+    d = model.config.latent_dim
+    plan = planner.plan(np.zeros((1, d), np.float32), np.zeros((0, 10), np.float32), np.ones(d),
+                        np.random.default_rng(0))
+    # 3 iterations x 4 horizon steps of the 40 candidates, then one rollout of the chosen plan
+    assert [b[0][0] for b in model.batches] == [40] * 12 + [1] * 4
+    assert [b[0][1] for b in model.batches[:4]] == [1, 2, 3, 3]  # the window grows to the history
+    assert plan.blocks.shape == (4, 10) and np.all(np.abs(plan.blocks) <= 1)
+    assert len(plan.elite_cost) == 3 and plan.seconds > 0
+    assert plan.cost == pytest.approx(((plan.end_latent - 1.0) ** 2).sum(), rel=1e-5)
+
+
+def test_actions_are_mapped_back_with_the_model_statistics(make_model):
+    planner = LatentPlanner(TorchBackend(make_model()))  # action_mean [0.1, -0.2], action_std [0.5, 2.0]
+    raw = planner.to_raw(np.tile([[1.0, 0.1]], 5).reshape(1, 10))
+    assert np.allclose(raw.reshape(5, 2), [[0.6, 0.0]])
+    assert planner.to_raw(np.full(10, 5.0)).max() == 1.0  # clipped to the action space
+
+
+def test_receding_horizon_executes_the_plan_then_replans(make_model):
+    model = TorchBackend(make_model())
+    mpc = RecedingHorizon(LatentPlanner(model, CEMSettings(samples=8, iterations=2, elites=2, receding_horizon=2,
+                                                           context=3)))
+    rng = np.random.default_rng(0)
+    frames = np.random.default_rng(1).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    plans, contexts = [], []
+    for t in range(30):
+        if mpc.wants_frame():
+            mpc.observe(model.encode(frames[t][None])[0])
+        if mpc.needs_plan():
+            contexts.append(mpc.context())
+            plans.append(mpc.plan(np.zeros(model.config.latent_dim), rng))
+            mpc.accept(plans[-1])
+        mpc.next_action()
+    assert len(plans) == 3  # at env steps 0, 10 and 20
+    assert [len(z) for z, _ in contexts] == [1, 3, 3]
+    # the context blocks are the actions taken: the first plan's two executed blocks
+    assert np.allclose(contexts[1][1], plans[0].blocks[:2])
+
+
+def test_agent_paths_follow_the_targets():
+    paths = agent_paths(np.array([100.0, 500.0]), np.array([[[0.5, 0.0], [0.0, 0.5]]]), 100.0, 512.0)
+    assert np.allclose(paths[0], [[100, 500], [150, 500], [150, 512]])  # clipped to the arena
+
+
+def test_success_rule():
+    goal = np.array([200.0, 300.0, 256.0, 256.0, 0.05, 0.0, 0.0])
+    assert reached(goal, goal)
+    near = goal + [0, 19.9, 19.9, 0, 0, 5, 5]
+    assert reached(near, goal)
+    assert not reached(goal + [20.1, 0, 0, 0, 0, 0, 0], goal)  # the agent too far
+    assert not reached(goal + [0, 0, 14.2, 14.2, 0, 0, 0], goal)  # the block 20.08 away
+    assert reached(goal + [0, 0, 0, 0, math.pi / 9 - 0.01, 0, 0], goal)
+    assert not reached(goal + [0, 0, 0, 0, math.pi / 9 + 0.01, 0, 0], goal)
+    wrapped = goal.copy()
+    wrapped[4] = 2 * math.pi - 0.05  # 0.1 rad from 0.05 across the wrap
+    assert reached(wrapped, goal)
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-4)
+
+
+def test_the_experts_own_actions_reach_each_trials_goal():
+    trials = make_trials(2, 1_000_000, np.random.default_rng(0), goal_offset=25, budget=50)
+    assert [t.episode_seed for t in trials] == sorted({t.episode_seed for t in trials})
+    for t in trials:
+        assert t.episode_seed >= 1_000_000 and t.expert_actions.shape == (50, 2)
+        expert = baseline_trial("expert", t, 16, np.random.default_rng(0))
+        assert expert.success and expert.steps <= 25

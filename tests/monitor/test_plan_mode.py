@@ -1,0 +1,67 @@
+"""The plan mode: the model drives by CEM toward a goal, plans in its own thread, and sessions keep the plans."""
+import numpy as np
+import pygame
+
+from lewm.planner import CEMSettings, agent_paths
+from monitor.panels.plan import CHOSEN
+from monitor.replay import SessionReplay
+from monitor.session import read_log
+from scenes.pusht import ACTION_SCALE, WORLD_SIZE
+
+QUICK = CEMSettings(samples=24, iterations=3, elites=4)
+
+
+def chosen_pixels(app) -> int:
+    """Pixels of the chosen plan's colour over the scene."""
+    rect = app.scene_panel.image
+    pixels = pygame.surfarray.pixels3d(app.surface)[rect.left:rect.right, rect.top:rect.bottom]
+    return int(np.all(pixels == CHOSEN, axis=-1).sum())
+
+
+def test_headless_plan_session_records_its_plans_and_replays_them(make_app):
+    app = make_app(scene="expert", mode="plan", plan=QUICK)
+    app.run_headless(30)
+    assert chosen_pixels(app) > 50  # the chosen plan is drawn over the scene
+    assert app.plan.last.number == 2 and app.plan.last.end_latent.shape == (app.engine.latent_dim,)
+    folder = app.session.folder
+    app.close()
+    rows = read_log(folder)
+    planned = [r for r in rows if r.get("plan")]
+    assert [r["env_step"] for r in planned] == [0, 25]  # receding horizon 5 model steps = 25 env steps
+    first = planned[0]["plan"]
+    assert len(first["elite_cost"]) == 3 and first["seconds"] > 0 and first["number"] == 1
+    blocks = np.asarray(first["blocks"])
+    assert blocks.shape == (5, 10)
+    assert np.allclose([r["action"] for r in rows[:25]], blocks.reshape(-1, 2), atol=1e-6)  # the plan is executed
+
+    replay = make_app(replay=SessionReplay(folder), mode="replay", scene="expert", session=False)
+    replay.run_headless(3)
+    view, goal_frame, _ = replay.replayed_plan
+    assert view.number == 1 and goal_frame.shape == (app.engine.image_size,) * 2 + (3,)
+    start = np.asarray(first["start_xy"])
+    assert np.allclose(view.chosen, agent_paths(start, blocks.reshape(1, -1, 2), ACTION_SCALE, WORLD_SIZE)[0])
+    replay.draw()
+    assert chosen_pixels(replay) > 50
+
+
+def test_planning_never_holds_the_window(make_app):
+    app = make_app(scene="expert", mode="plan", headless=False, lockstep=False, session=False,
+                   plan=CEMSettings(samples=300, iterations=30, elites=30))
+    assert app.sim_tick()  # starts the plan and returns at once: the simulator waits at the boundary
+    assert app.sim.env_step == 0 and app.plan.waiting and app.plan.last is None
+    assert any("waiting for plan 1" in text for text, _ in app.status_fields())
+    app.draw()  # the window draws while the plan forms
+    while app.sim.env_step == 0:
+        app.sim_tick()
+        app.drain()
+    assert app.plan.last.number == 1 and len(app.plan.last.costs) == 30 and not app.plan.waiting
+
+
+def test_goal_key_sets_the_goal_to_the_current_frame(make_app):
+    app = make_app(scene="expert", mode="plan", plan=QUICK, session=False)
+    app.run_headless(3)
+    before = app.plan.z_goal.copy()
+    app.perform("set_goal")
+    assert np.array_equal(app.plan.goal_frame, app.sim.current.frame)
+    assert not np.allclose(app.plan.z_goal, before)
+    assert app.plan.mpc.needs_plan()  # a new goal: the next step plans afresh
