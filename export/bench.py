@@ -27,8 +27,16 @@ DEFAULT_MODEL = Path("models/pusht-small")
 TARGETS = {"ort_speedup_over_torch": 1.5, "paper_p50_ms": 50.0, "small_p50_ms": 5.0}
 
 
+def default_int8_cache() -> Path:
+    """Where the int8 selection of benchmarked models is kept between runs: $XDG_CACHE_HOME/lewm (~/.cache/lewm)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lewm"
+
+
 def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5, presets: tuple[str, ...] = ("paper",),
-              threads: int = 1, out: str | Path | None = None, torch_device: str = "cpu") -> dict[str, Any]:
+              threads: int = 1, out: str | Path | None = None, torch_device: str = "cpu",
+              int8_cache: str | Path | None = None) -> dict[str, Any]:
+    """int8_cache: the folder for quantize_model_folder's selection_cache (None: scan the weight products anew).
+    The presets' random weights are seeded, so a preset's selection is made once and then read back."""
     import torch
 
     torch.set_num_threads(threads)
@@ -46,7 +54,7 @@ def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5
         from scenes.errors import UserError
         raise UserError(f"model folder not found: {folder}")
     if folder.is_dir():
-        report["models"].append(bench_folder(folder, str(folder), frames, warmup, threads, torch_device))
+        report["models"].append(bench_folder(folder, str(folder), frames, warmup, threads, torch_device, int8_cache))
     else:
         report["notes"].append(f"model folder {folder} does not exist (yet): its row is pending")
     for name in presets:
@@ -56,7 +64,7 @@ def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5
             make_random_model_folder(name, tmp)
             export_model_folder(tmp, int8=False)
             report["models"].append(bench_folder(Path(tmp), f"{name} (random weights)", frames, warmup, threads,
-                                                 torch_device))
+                                                 torch_device, int8_cache))
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(report, indent=2) + "\n")
@@ -64,7 +72,7 @@ def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5
 
 
 def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: int,
-                 torch_device: str = "cpu") -> dict[str, Any]:
+                 torch_device: str = "cpu", int8_cache: str | Path | None = None) -> dict[str, Any]:
     """Export/quantise what is missing, then time torch eager, ORT fp32 and ORT int8 on the same inputs."""
     from export.engine import OnnxEngine
     from export.files import onnx_files
@@ -77,7 +85,7 @@ def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: in
     int8_note = None
     if not all(p.is_file() for p in onnx_files(folder, "int8")):
         try:
-            quantize_model_folder(folder)
+            quantize_model_folder(folder, selection_cache=int8_cache)
         except Exception as err:  # an onnx/onnxruntime pair that cannot quantise this graph: bench the rest
             int8_note = f"{label}: int8 quantisation failed here, so it has no int8 row ({type(err).__name__}: {err})"
     backends = {

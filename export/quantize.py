@@ -10,6 +10,8 @@ Both are made from the fp32 files (run `lewm export --model DIR` first). Needs t
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from export.files import ENCODER_INPUTS, PREDICTOR_INPUTS, onnx_files, quiet_logger
+from export.files import ENCODER_INPUTS, PREDICTOR_INPUTS, onnx_files, quiet_logger, sha256_file
 from lewm.config import ModelConfig
 from scenes.errors import UserError
 
@@ -28,21 +30,59 @@ SELECTION_SEED, SELECTION_FRAMES = 1, 64
 MAX_KEPT_FP32 = 4  # per graph: past this the file is hardly int8 any more, and the shortfall is reported instead
 
 
-def quantize_model_folder(folder: str | Path, target: float = AGREEMENT_TARGET) -> dict[str, Any]:
+def quantize_model_folder(folder: str | Path, target: float = AGREEMENT_TARGET,
+                          selection_cache: str | Path | None = None) -> dict[str, Any]:
     """Write FOLDER/encoder.int8.onnx and FOLDER/predictor.int8.onnx; record them, the nodes kept in fp32 and their
-    agreement with fp32 in config.json's "onnx" section (returned)."""
+    agreement with fp32 in config.json's "onnx" section (returned).
+
+    selection_cache: a folder where the choice of nodes kept in fp32 is stored under selection_key() and read
+    back on the next call for the same weights, instead of scanning every weight product again (minutes on the
+    paper-sized graphs)."""
     folder = Path(folder)
     sources, targets = _sources(folder), onnx_files(folder, "int8")
-    checks = _selection_checks(folder)
+    cache_file = None
+    if selection_cache is not None:
+        cache_file = Path(selection_cache) / f"int8-{selection_key(folder, target)}.json"
+    cached = _read_selection(cache_file)
+    checks = {}
     kept = {}
     for graph, source, destination in zip(("encoder", "predictor"), sources, targets):
-        kept[graph] = keep_sensitive_in_fp32(source, destination, checks[graph], target)
+        known = cached.get(graph)
+        if isinstance(known, list) and set(known) <= set(_weight_products(source)):
+            _quantize(source, destination, known)
+            kept[graph] = known
+        else:
+            checks = checks or _selection_checks(folder)
+            kept[graph] = keep_sensitive_in_fp32(source, destination, checks[graph], target)
         _copy_metadata(source, destination)
+    if cache_file is not None and kept != cached:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(kept) + "\n")
     kept.update(selected_on=f"{SELECTION_FRAMES} random frames of seed {SELECTION_SEED} (not the inputs of "
                             "agreement_with_fp32)", max_per_graph=MAX_KEPT_FP32)
     return _record(folder, "int8", targets, "onnxruntime.quantization.quantize_dynamic (QInt8 weights, per "
                    "channel, MatMul/Gemm), the most sensitive weight products kept in fp32 where needed",
                    target=target, kept_fp32=kept)
+
+
+def selection_key(folder: Path, target: float) -> str:
+    """What the int8 selection depends on: the weights (weights.safetensors, or the fp32 ONNX files of a folder
+    without it), the agreement target, the selection inputs and the quantiser's version."""
+    import onnxruntime
+
+    weights = folder / "weights.safetensors"
+    hashes = [sha256_file(weights)] if weights.is_file() else [sha256_file(p) for p in _sources(folder)]
+    settings = [target, SELECTION_SEED, SELECTION_FRAMES, MAX_KEPT_FP32, onnxruntime.__version__]
+    return hashlib.sha256(json.dumps([hashes, settings]).encode()).hexdigest()[:20]
+
+
+def _read_selection(path: Path | None) -> dict:
+    """A cached selection ({graph: [node names]}), or {} when there is none or it is unreadable."""
+    try:
+        data = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def keep_sensitive_in_fp32(source: Path, destination: Path, min_cosine: Callable[[Path], float],

@@ -1,7 +1,7 @@
 """Every size and statistic needed to build and run a LeWM, as one dataclass stored as JSON.
 
 No torch here: the monitor and the ONNX runtime read model folders' config.json through this file.
-The defaults are the paper's released PushT configuration (spec/lewm-model.md); PRESETS holds
+The defaults are the paper's released PushT configuration (ARCHITECTURE.md, "The model"); PRESETS holds
 smaller variants for CPU training and tests.
 """
 from __future__ import annotations

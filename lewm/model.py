@@ -1,6 +1,6 @@
 """LeWM in torch: a ViT encoder, a projector, an action encoder and an AdaLN-zero causal predictor.
 
-Attribute names follow the released checkpoint (spec/lewm-model.md), so its transformers-4.x state dict
+Attribute names follow the released checkpoint (ARCHITECTURE.md, "The model"), so its transformers-4.x state dict
 loads with strict=True: the ViT parts are named like HuggingFace's ViTModel, the rest like le-wm.
 `LeWM.encode_frames` and `LeWM.predict_next` are the computation used everywhere (training probes, the torch
 backend, the ONNX export); the other methods are the pieces they are built from.
@@ -292,7 +292,7 @@ class LeWM(nn.Module):
         b, t, d = z.shape
         return self.pred_proj(self.predictor(z, act_emb).reshape(b * t, d)).reshape(b, t, d)
 
-    # --- the two inference calls (spec'd in ARCHITECTURE.md; exported to ONNX as they are)
+    # --- the two inference calls (the interface of ARCHITECTURE.md; exported to ONNX as they are)
     def encode_frames(self, frames_uint8: Tensor) -> Tensor:
         """(N, H, W, 3) uint8 frames -> (N, latent_dim) latents."""
         return self.encode(self.preprocess_frames(frames_uint8))

@@ -1,4 +1,4 @@
-"""SIGReg and the LeWM training loss (spec/lewm-model.md, "Loss and training").
+"""SIGReg and the LeWM training loss (ARCHITECTURE.md, "The model").
 
 SIGReg pushes the batch of embeddings towards an isotropic Gaussian: along random 1-D directions it compares
 the empirical characteristic function with the Gaussian's (the Epps-Pulley statistic). In data-parallel training

@@ -1,4 +1,4 @@
-"""Training LeWM end to end from pixels: next-embedding prediction + SIGReg (spec/lewm-model.md).
+"""Training LeWM end to end from pixels: next-embedding prediction + SIGReg (ARCHITECTURE.md, "The model").
 
 A clip is history + 1 frames taken every `frameskip` env steps and the history action blocks
 between them (each block: frameskip raw env actions, concatenated). Every start offset of every

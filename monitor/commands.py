@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from scenes.errors import UserError
+from scenes.help_format import HelpFormatter
 
 HELP = "open the live monitor (headless: run a scene and write its video and session)"
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "pusht-small"  # the bundled one, from any cwd
@@ -177,7 +178,7 @@ def _window_progress():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monitor", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

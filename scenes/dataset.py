@@ -1,4 +1,4 @@
-"""Datasets in the stable-worldmodel HDF5 layout (spec/pusht.md), ours and the official one.
+"""Datasets in the stable-worldmodel HDF5 layout (ARCHITECTURE.md lists its columns), ours and the official one.
 
 Flat rows over all episodes: pixels (N, H, W, 3) uint8, action (N, 2), proprio (N, 4), state (N, 7),
 episode_idx (N), step_idx (N); per episode ep_offset (E) int64 and ep_len (E) int32. Row t pairs

@@ -150,7 +150,7 @@ class PushT(gym.Env):
         self.agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
         space.add(self.agent, pymunk.Circle(self.agent, AGENT_RADIUS))
 
-        # Moment = 2 x the bar's moment, a quirk every reference shares (spec/pusht.md).
+        # Moment = 2 x the bar's moment, a quirk gym-pusht and stable-worldmodel share.
         moment = 2 * pymunk.moment_for_poly(1, T_BAR)
         self.block = pymunk.Body(1, moment)
         boxes = [pymunk.Poly(self.block, box) for box in T_BOXES]

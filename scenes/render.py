@@ -1,7 +1,7 @@
 """The one drawing function: a PushT state (plus artifacts) -> an RGB uint8 frame of any size.
 
 Data collection, the probes and the monitor all draw through draw_state, so the model sees the
-same pixels everywhere. The reference look (spec/pusht.md): a 512 x 512 canvas, white background,
+same pixels everywhere. The reference look (gym-pusht and stable-worldmodel): a 512 x 512 canvas, white background,
 light-grey walls, the goal T in LightGreen under everything, the block in LightSlateGray brightened
 1.2x with a 2 px LightSlateGray outline around each of its two boxes, and the agent as a RoyalBlue
 disc with a brighter inner disc; then the canvas is resized to the observation size (OpenCV, area

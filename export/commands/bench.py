@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for torch and ONNX Runtime alike")
     parser.add_argument("--torch-device", default="cpu",
                         help="device of the torch eager rows, e.g. cuda (ONNX Runtime picks its own provider)")
+    parser.add_argument("--int8-cache", default=None, metavar="DIR",
+                        help="folder that keeps each model's int8 selection (the weight products left in fp32) "
+                             "between runs, keyed by its weights, so the sensitivity scan runs once "
+                             "(default: $XDG_CACHE_HOME/lewm, else ~/.cache/lewm; '' to scan every time)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
 
 
@@ -31,11 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise UserError(f"--torch-device {args.torch_device}: torch sees no CUDA device here; use cpu")
-    from export.bench import format_table, run_bench
+    from export.bench import default_int8_cache, format_table, run_bench
 
     presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
     report = run_bench(args.model, frames=args.frames, warmup=args.warmup, presets=presets, threads=args.threads,
-                       out=args.out, torch_device=args.torch_device)
+                       out=args.out, torch_device=args.torch_device,
+                       int8_cache=default_int8_cache() if args.int8_cache is None else args.int8_cache or None)
     print(format_table(report))
     if args.out:
         print(f"wrote {args.out}")

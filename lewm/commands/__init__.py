@@ -1,1 +1,1 @@
-"""Subcommands of the `lewm` command that belong to the model package (see lewm/cli.py)."""
+"""Subcommands of the `lewm` command that belong to the model package (registered in lewm_cli)."""

@@ -5,7 +5,7 @@ is copied there. Uses the GPU when one is present.
 
 Data-parallel training: `--nproc N` starts N processes on this machine (one per GPU, or CPU processes); across
 machines, start it on each with `torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT
--m lewm.cli train ...` (same options everywhere). --batch-size, --steps and the time budget are those of the
+-m lewm_cli train ...` (same options everywhere). --batch-size, --steps and the time budget are those of the
 whole run; SIGReg is computed on the whole batch; rank 0 writes the run folder."""
 import argparse
 
@@ -15,17 +15,17 @@ HELP = "train a LeWM model (SIGReg) from a dataset"
 def add_arguments(p):
     p.add_argument("--data", required=True, help="HDF5 dataset (lewm collect, or the official PushT file)")
     p.add_argument("--run", required=True, help="run folder (checkpoint, log.jsonl, settings.json)")
-    p.add_argument("--preset", default="small", help="model size: small (CPU), paper (spec), tiny (tests)")
+    p.add_argument("--preset", default="small", help="model size: small (CPU), paper (released), tiny (tests)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config fields of the preset, e.g. image_size=96 enc_depth=6")
-    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--steps", type=int, default=20000, help="optimiser steps in all (counted across --resume)")
     p.add_argument("--batch-size", type=int, default=64, help="clips per batch")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW, warm-up then cosine)")
-    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--warmup", type=int, default=500, help="steps of linear learning-rate warm-up")
     p.add_argument("--sigreg-weight", type=float, default=None, metavar="LAMBDA",
                    help="weight of SIGReg in the loss (default: the paper's 0.09)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0, help="seed of the clip sampling (batches drawn from seed and step)")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="write a checkpoint every this many steps")
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                    help="stop with a checkpoint after this much training wall time (counted across --resume)")
     p.add_argument("--schedule", choices=("steps", "time"), default="steps",

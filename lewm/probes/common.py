@@ -1,5 +1,6 @@
-"""What every probe shares: where episodes come from, loading a model behind the two-call interface,
-running the LatentStream over episodes once (keeping its records as arrays), and writing JSON and figures.
+"""What every probe shares: where episodes come from, running the LatentStream over episodes once (keeping its
+records as arrays), and writing JSON and figures. The model is handed in by the command (torch weights or the
+ONNX engine, see export/backends.py); nothing here chooses or imports an implementation.
 
 The probes never roll the model out themselves: every number comes from lewm.stream.LatentStream, the
 computation the monitor runs live, so a probe's JSON and the monitor's panels agree.
@@ -78,23 +79,6 @@ def shuffle_banks(episodes: list, frameskip: int) -> list[np.ndarray]:
             raise UserError("episodes too short to give a single action block for the shuffled stream")
         banks.append(bank)
     return banks
-
-
-# -- the model ---------------------------------------------------------------------------------------------
-BACKENDS = ("torch", "onnx")
-
-
-def load_model(model_dir: str | Path, backend: str = "torch"):
-    """The model folder behind the two-call interface (encode / predict, history, frameskip, image_size)."""
-    if backend == "torch":
-        from lewm.torch_backend import TorchBackend
-
-        return TorchBackend.from_folder(model_dir)
-    if backend == "onnx":
-        from export.engine import OnnxEngine
-
-        return OnnxEngine.from_folder(model_dir)
-    raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 # -- running the stream ------------------------------------------------------------------------------------

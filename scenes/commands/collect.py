@@ -12,7 +12,7 @@ def add_arguments(p):
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--episodes", type=int, default=100, help="number of episodes")
     p.add_argument("--steps", type=int, default=300, help="env steps per episode (frames = steps + 1)")
-    p.add_argument("--image-size", type=int, default=64, help="frame size in pixels (224 for the official model)")
+    p.add_argument("--image-size", type=int, default=128, help="frame size in pixels (224 for the official model)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED + i")
     p.add_argument("--mix", default="expert=0.3,noisy-expert=0.3,random=0.4",
                    help="policy shares, e.g. expert=1 or expert=0.3,noisy-expert=0.3,random=0.4")

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,15 +115,21 @@ def test_int8_agreement(exported_tiny, copy_folder):
     assert again["min_cos"] > 0.99
 
 
-def test_int8_keeps_the_most_sensitive_products_in_fp32_when_short_of_the_target(exported_tiny, copy_folder):
+def test_int8_keeps_the_most_sensitive_products_in_fp32_when_short_of_the_target(exported_tiny, copy_folder,
+                                                                                   tmp_path, monkeypatch):
+    import shutil
+
     import onnx
-    from export.quantize import MAX_KEPT_FP32, precision_agreement, quantize_model_folder
+
+    import export.quantize as quantize
+    from export.quantize import MAX_KEPT_FP32, precision_agreement, quantize_model_folder, selection_key
 
     folder = copy_folder(exported_tiny)
     fully = quantize_model_folder(folder, target=0.0)["int8"]
     assert fully["kept_fp32"]["encoder"] == fully["kept_fp32"]["predictor"] == []
+    cache = tmp_path / "cache"
     with pytest.warns(RuntimeWarning, match="min cosine"):  # no file short of fp32 itself reaches cosine 1
-        section = quantize_model_folder(folder, target=1.0)["int8"]
+        section = quantize_model_folder(folder, target=1.0, selection_cache=cache)["int8"]
     kept = section["kept_fp32"]["encoder"]
     assert len(kept) == MAX_KEPT_FP32 and len(set(kept)) == MAX_KEPT_FP32
     graph = onnx.load(str(folder / "encoder.int8.onnx")).graph
@@ -133,6 +140,19 @@ def test_int8_keeps_the_most_sensitive_products_in_fp32_when_short_of_the_target
     assert recorded["kept_fp32"]["encoder"] == kept and recorded["agreement_with_fp32"]["target"] == 1.0
     closer = precision_agreement(folder, "int8")
     assert closer["encode_min_cos"] > fully["agreement_with_fp32"]["encode_min_cos"]
+
+    # the selection is cached under the weights' key: the same weights again are quantised without a scan
+    assert [p.name for p in cache.iterdir()] == [f"int8-{selection_key(folder, 1.0)}.json"]
+    other = Path(shutil.copytree(exported_tiny, tmp_path / "other"))
+    monkeypatch.setattr(quantize, "keep_sensitive_in_fp32", lambda *args: pytest.fail("scanned again"))
+    with pytest.warns(RuntimeWarning, match="min cosine"):
+        again = quantize_model_folder(other, target=1.0, selection_cache=cache)["int8"]
+    assert {g: again["kept_fp32"][g] for g in ("encoder", "predictor")} == {
+        g: section["kept_fp32"][g] for g in ("encoder", "predictor")}
+    assert again["agreement_with_fp32"]["min_cos"] == pytest.approx(section["agreement_with_fp32"]["min_cos"])
+    assert selection_key(other, 0.999) != selection_key(other, 1.0)
+    (other / "weights.safetensors").write_bytes(b"other weights")
+    assert selection_key(other, 1.0) != selection_key(folder, 1.0)
 
 
 def test_fp16_files_run_and_agree_with_fp32(exported_tiny, copy_folder):
@@ -150,10 +170,16 @@ def test_fp16_files_run_and_agree_with_fp32(exported_tiny, copy_folder):
     np.testing.assert_allclose(engine.encode(frames), reference, atol=0.05)
 
 
-def test_fp16_says_when_it_is_not_available(exported_tiny, copy_folder):
+def test_fp16_says_when_it_is_not_available(exported_tiny, copy_folder, monkeypatch):
+    """On a machine without onnxconverter-common (made so here by hiding the module) fp16 is refused with a clear
+    error and no file is written."""
+    import sys
+
     from export.quantize import convert_fp16_model_folder, fp16_available
 
-    if fp16_available():
-        pytest.skip("onnxconverter-common is installed here")
+    monkeypatch.setitem(sys.modules, "onnxconverter_common", None)  # an import of it now fails, as if not installed
+    assert not fp16_available()
+    folder = copy_folder(exported_tiny)
     with pytest.raises(UserError, match="not available on this machine"):
-        convert_fp16_model_folder(copy_folder(exported_tiny))
+        convert_fp16_model_folder(folder)
+    assert not list(folder.glob("*.fp16.onnx"))

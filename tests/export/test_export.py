@@ -48,12 +48,30 @@ def test_parity_with_torch_every_window_length(exported_tiny, batch):
 
 
 def test_action_normalisation_is_inside_the_graph(exported_tiny):
-    """Raw actions go in: shifting them by their mean changes the prediction exactly as it does in torch."""
-    torch_side, onnx_side = TorchBackend.from_folder(exported_tiny), OnnxEngine.from_folder(exported_tiny)
+    """Raw actions go in: the graph z-scores them with the folder's action statistics, so its prediction from raw
+    blocks is torch's prediction from blocks z-scored here, and not the one from the raw numbers themselves."""
+    import torch
+
+    from lewm.checkpoint import load_model_folder
+
+    model = load_model_folder(exported_tiny).eval()
+    config = model.config
+    onnx_side = OnnxEngine.from_folder(exported_tiny)
     rng = np.random.default_rng(0)
+    mean = np.tile(config.action_mean, config.frameskip).astype(np.float32)
+    std = np.tile(config.action_std, config.frameskip).astype(np.float32)
     z = rng.standard_normal((2, 3, 32)).astype(np.float32)
-    raw = np.full((2, 3, 10), 0.3, np.float32)
-    np.testing.assert_allclose(onnx_side.predict(z, raw), torch_side.predict(z, raw), atol=1e-4)
+    raw = (mean + std * rng.standard_normal((2, 3, 10))).astype(np.float32)
+
+    def torch_predict(blocks):
+        with torch.no_grad():
+            return model.predict(torch.from_numpy(z), model.embed_actions(torch.from_numpy(blocks)))[:, -1].numpy()
+
+    assert np.abs(std - 1).min() > 0.1  # statistics that change the numbers
+    z_scored = torch_predict((raw - mean) / std)
+    unscored_gap = np.abs(torch_predict(raw) - z_scored).max()  # small: a fresh AdaLN-zero predictor
+    onnx_gap = np.abs(onnx_side.predict(z, raw) - z_scored).max()
+    assert onnx_gap <= 1e-4 and onnx_gap < 0.1 * unscored_gap, (onnx_gap, unscored_gap)
 
 
 def test_verify_raises_beyond_tolerance(exported_tiny):
@@ -76,7 +94,7 @@ def test_failed_verification_removes_the_files(tmp_path, monkeypatch):
 
 
 def test_export_command_random_weights(tmp_path, capsys):
-    from lewm.cli import main
+    from lewm_cli import main
 
     out = tmp_path / "random-tiny"
     assert main(["export", "--preset", "tiny", "--random-weights", "--out", str(out)]) == 0
@@ -85,7 +103,7 @@ def test_export_command_random_weights(tmp_path, capsys):
 
 
 def test_export_command_needs_a_model(capsys):
-    from lewm.cli import main
+    from lewm_cli import main
 
     assert main(["export"]) == 2
     assert "--model" in capsys.readouterr().err

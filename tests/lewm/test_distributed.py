@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from lewm.checkpoint import load_model_folder
-from lewm.cli import main
+from lewm_cli import main
 from lewm.config import preset
 from lewm.sigreg import sigreg
 from lewm.train import TrainSettings, train
@@ -35,7 +35,7 @@ def dataset(tmp_path_factory):
 
 def lewm(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "lewm.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lewm_cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -53,7 +53,7 @@ def start_ranks(*args: str, world_size: int = 2, data: list[Path]) -> list[subpr
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world_size),
                "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world_size)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "lewm.cli", "train", "--data", str(data[rank]), *args],
+        procs.append(subprocess.Popen([sys.executable, "-m", "lewm_cli", "train", "--data", str(data[rank]), *args],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs
 

@@ -12,7 +12,7 @@ COMMANDS = [["train", "--data", "x.h5", "--run", "run"], ["probe", "latent", "--
 CODE = """
 import json, sys
 sys.modules["torch"] = None
-from lewm.cli import main
+from lewm_cli import main
 print(json.dumps([main(argv) for argv in json.loads(sys.argv[1])]))
 """
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from lewm.config import ModelConfig, preset
@@ -45,16 +46,19 @@ def test_shapes(make_model, make_frames):
     assert model.predict_next(z_window[:, :1], actions[:, :1]).shape == (2, 32)
 
 
-def test_predictor_is_causal(make_model):
+@pytest.mark.parametrize("changed", [0, 1, 2])
+def test_predictor_is_causal(make_model, changed):
+    """Changing token `changed` (its latent and its action) changes the outputs from that token on, never before."""
     model = make_model()
     z, actions = torch.randn(1, 3, 32), torch.randn(1, 3, 10)
     out = model.predict(z, model.embed_actions(actions))
     z2, actions2 = z.clone(), actions.clone()
-    z2[:, 2] += 1.0
-    actions2[:, 2] += 1.0
+    z2[:, changed] += 1.0
+    actions2[:, changed] += 1.0
     out2 = model.predict(z2, model.embed_actions(actions2))
-    torch.testing.assert_close(out[:, :2], out2[:, :2])
-    assert not torch.allclose(out[:, 2], out2[:, 2])
+    torch.testing.assert_close(out[:, :changed], out2[:, :changed])
+    for later in range(changed, 3):
+        assert not torch.allclose(out[:, later], out2[:, later]), later
 
 
 def test_adaln_zero_blocks_start_as_identity():

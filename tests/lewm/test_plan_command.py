@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from lewm.cli import main
+from export.backends import load_backend
+from lewm_cli import main
 from lewm.planner import CEMSettings, LatentPlanner
 from lewm.planning_eval import make_trials
-from lewm.probes.common import load_model
 from scenes.render import draw_state
 
 
@@ -45,7 +45,7 @@ def test_torch_and_onnx_choose_the_same_first_action(tiny_folder):
     trial = make_trials(1, 1_000_000, np.random.default_rng(42))[0]
     first = {}
     for backend in ("torch", "onnx"):
-        model = load_model(tiny_folder, backend)
+        model = load_backend(tiny_folder, backend)
         z = model.encode(draw_state(trial.start, model.image_size)[None])
         z_goal = model.encode(draw_state(trial.goal, model.image_size)[None])[0]
         planner = LatentPlanner(model, CEMSettings(samples=64, iterations=5, elites=8))

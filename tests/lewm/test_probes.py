@@ -10,9 +10,10 @@ import torch
 from lewm.checkpoint import save_model_folder
 from lewm.config import preset
 from lewm.model import LeWM
-from lewm.probes import (load_model, run_actions, run_horizon, run_latent, run_physics, run_stream, run_surprise,
-                         run_voe, scene_episodes)
+from lewm.probes import (run_actions, run_horizon, run_latent, run_physics, run_stream, run_surprise, run_voe,
+                         scene_episodes)
 from lewm.probes.common import dataset_episodes, jsonable, shuffle_banks
+from lewm.torch_backend import TorchBackend
 
 SEED = 1_000_000
 
@@ -31,7 +32,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(model_dir):
-    return load_model(model_dir, "torch")
+    return TorchBackend.from_folder(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +193,28 @@ def test_physics(model, episodes):
     curve = result["fit_curve"]
     counts = [point["train_episodes"] for point in curve]
     assert counts == sorted(set(counts)) and counts[-1] == len(episodes) and counts[0] == max(1, len(episodes) // 4)
-    assert curve[-1]["r2"] == pytest.approx(result["r2"])  # the last point is the probe itself
-    assert curve[0]["r2"] != pytest.approx(result["r2"])  # fewer episodes, another fit
+    # every point of the curve, refitted here: the scaler on all fitting frames, the probe's alpha, the first
+    # `count` fitting episodes, scored on the test frames (the last point is the probe itself)
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.preprocessing import StandardScaler
+
+    z_fit = [model.encode(e.frames) for e in episodes]
+    scaler = StandardScaler().fit(np.concatenate(z_fit))
+    x_test = scaler.transform(np.concatenate([model.encode(e.frames) for e in test]))
+    states = np.concatenate([e.states for e in test])
+    y_test = np.concatenate([states[:, 0:2], states[:, 2:4], np.sin(states[:, 4:5]), np.cos(states[:, 4:5])], 1)
+    for point in curve:
+        count = point["train_episodes"]
+        x_fit = scaler.transform(np.concatenate(z_fit[:count]))
+        fit_states = np.concatenate([e.states for e in episodes[:count]])
+        y_fit = np.concatenate([fit_states[:, 0:2], fit_states[:, 2:4], np.sin(fit_states[:, 4:5]),
+                                np.cos(fit_states[:, 4:5])], 1)
+        per_column = r2_score(y_test, Ridge(alpha=result["alpha"], solver="svd").fit(x_fit, y_fit).predict(x_test),
+                              multioutput="raw_values")
+        expected = dict(zip(("agent_xy", "block_xy", "block_angle"), per_column.reshape(3, 2).mean(axis=1)))
+        assert point["r2"] == pytest.approx(expected, abs=1e-6), count
+    assert curve[-1]["r2"] == pytest.approx(result["r2"])
     by_step = result["block_error_by_step"]
     assert list(by_step) == ["0-9", "10-29"]  # 21 frames per episode: the 30+ group is empty
     assert by_step["0-9"]["frame_share"] == pytest.approx(10 / 21)
@@ -247,7 +268,7 @@ def test_dataset_episodes(tmp_path, episodes):
 
 
 def test_cli_all(model_dir, tmp_path):
-    from lewm.cli import main
+    from lewm_cli import main
 
     out = tmp_path / "probes"
     assert main(["probe", "all", "--model", str(model_dir), "--out", str(out), "--episodes", "2",
@@ -265,7 +286,7 @@ def test_cli_all(model_dir, tmp_path):
 
 
 def test_cli_user_errors(tmp_path):
-    from lewm.cli import main
+    from lewm_cli import main
 
     assert main(["probe", "latent", "--model", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
 
@@ -274,10 +295,11 @@ def test_onnx_backend_gives_the_same_numbers(model_dir, model, episodes, tmp_pat
     pytest.importorskip("onnxruntime")
     import shutil
 
+    from export.engine import OnnxEngine
     from export.onnx_export import export_model_folder
 
     folder = shutil.copytree(model_dir, tmp_path / "model")
     export_model_folder(folder, verify=False)
-    onnx = load_model(folder, "onnx")
+    onnx = OnnxEngine.from_folder(folder)
     assert run_horizon(onnx, episodes, horizon=2)["mean"] == pytest.approx(
         run_horizon(model, episodes, horizon=2)["mean"], abs=1e-4)

@@ -32,9 +32,21 @@ def test_a_few_adamw_steps_lower_the_loss(make_model, make_frames):
     assert losses[-1] < losses[0]
 
 
-def test_loss_ignores_nan_actions_past_the_episode_end(make_model, make_frames):
+def test_nan_actions_past_the_episode_end_count_as_the_mean_action(make_model, make_frames):
     model = make_model()
     frames, actions = make_frames(2, 4), torch.randn(2, 4, 10)
     actions[1, 2:] = float("nan")
-    total, _, _ = lewm_loss(model, frames, actions)
+    as_mean, as_zero = actions.clone(), actions.clone()
+    as_mean[1, 2:] = model.action_mean  # the raw mean action: 0 once z-scored
+    as_zero[1, 2:] = 0.0
+
+    def loss(a):
+        torch.manual_seed(1)  # the same SIGReg projections for every call
+        return lewm_loss(model, frames, a)
+
+    total, pred_loss, reg = loss(actions)
     assert torch.isfinite(total)
+    mean_total, mean_pred, _ = loss(as_mean)
+    torch.testing.assert_close(pred_loss, mean_pred)
+    torch.testing.assert_close(total, mean_total)
+    assert not torch.isclose(pred_loss, loss(as_zero)[1])  # the raw zero action is not the mean (0.1, -0.2)

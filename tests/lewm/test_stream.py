@@ -5,20 +5,24 @@ import torch
 
 from lewm.config import preset
 from lewm.model import LeWM
-from lewm.stream import ACTION_STREAMS, PCA, LatentStream, cosine_distance
+from lewm.stream import PCA, LatentStream, cosine_distance
 from lewm.torch_backend import TorchBackend
 
 
-@pytest.fixture(scope="module")
-def backend():
+def make_backend(**overrides):
     torch.manual_seed(0)
-    model = LeWM(preset("tiny", action_mean=[0.1, -0.1], action_std=[0.5, 0.4]))
+    model = LeWM(preset("tiny", action_mean=[0.1, -0.1], action_std=[0.5, 0.4], **overrides))
     # AdaLN-zero makes a fresh predictor ignore its actions; give the modulations weights so they matter.
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "adaLN_modulation" in name:
                 p.normal_(0, 0.3)
     return TorchBackend(model)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return make_backend()
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +46,35 @@ def rollout(model, z, actions, start, h, fs=5):
     return pred
 
 
-def test_forecasts_equal_plain_rollouts(backend, episode):
+@pytest.mark.parametrize("frameskip, history", [(5, 3), (2, 2), (3, 4)])
+def test_forecasts_and_surprise_equal_plain_rollouts(frameskip, history, episode):
+    backend = make_backend(frameskip=frameskip, history=history)
+    fs = frameskip
     frames, actions = episode
+    zeros = np.zeros_like(actions)
     z = backend.encode(frames)
-    stream = LatentStream(backend, horizon=4, shuffle_bank=actions[:50].reshape(10, 10))
+    stream = LatentStream(backend, horizon=4, shuffle_bank=actions[:10 * fs].reshape(10, 2 * fs))
     records = [stream.step(f, a) for f, a in zip(frames, actions)]
     checked = 0
     for t, rec in enumerate(records):
         np.testing.assert_allclose(rec.z, z[t], atol=1e-5)
         for h in range(1, 5):
-            start = t - 5 * h
+            start = t - fs * h
             if start < 0:
                 assert np.isnan(rec.forecast_error[0, h - 1])
                 continue
-            expected = cosine_distance(rollout(backend, z, actions, start, h), z[t])
+            expected = cosine_distance(rollout(backend, z, actions, start, h, fs), z[t])
             assert rec.forecast_error[0, h - 1] == pytest.approx(expected, abs=1e-5)
             assert rec.copy_last_error[h - 1] == pytest.approx(cosine_distance(z[start], z[t]), abs=1e-6)
             checked += 1
+        # surprise: the one-step prediction of frame t from the context ending at t - fs, real and zero actions
+        if t < fs:
+            assert np.isnan(rec.surprise).all()
+        else:
+            real = cosine_distance(rollout(backend, z, actions, t - fs, 1, fs), z[t])
+            zero = cosine_distance(rollout(backend, z, zeros, t - fs, 1, fs), z[t])
+            assert rec.surprise[[0, 2]] == pytest.approx([real, zero], abs=1e-5)
     assert checked > 100
-    assert np.array_equal(records[-1].surprise, records[-1].forecast_error[:, 0])
 
 
 def test_zero_stream_uses_zero_actions(backend, episode):
@@ -71,7 +85,6 @@ def test_zero_stream_uses_zero_actions(backend, episode):
     real_of_zero = [r.forecast_error[0] for r in (lambda s: [s.step(f, a) for f, a in zip(frames, zeros)])(
         LatentStream(backend, horizon=3, shuffle_bank=actions[:50].reshape(10, 10)))]
     np.testing.assert_allclose(np.array(with_zero), np.array(real_of_zero), atol=1e-6)
-    assert len(ACTION_STREAMS) == 3
 
 
 def test_action_streams_differ_when_actions_matter(backend, episode):
@@ -108,3 +121,23 @@ def test_lookahead_and_pca_do_not_change_forecasts(backend, episode):
         np.testing.assert_array_equal(rp.forecast_error, rr.forecast_error)
     assert rr.lookahead.shape == (3, backend.latent_dim) and rr.lookahead_pca.shape == (3, 2)
     assert rr.pca.shape == (2,)
+
+
+def test_lookahead_values_are_rollouts_repeating_the_last_block(backend, episode):
+    """At each model step the look ahead is a plain rollout from the newest real context, the future actions
+    repeating the last block taken; between model steps the last one is kept."""
+    frames, actions = episode
+    z = backend.encode(frames)
+    stream = LatentStream(backend, horizon=1, shuffle_bank=actions[:50].reshape(10, 10), lookahead=3)
+    checked = 0
+    for t, (f, a) in enumerate(zip(frames, actions)):
+        rec = stream.step(f, a)
+        if t < 5:
+            assert rec.lookahead is None
+            continue
+        made_at = t - t % 5
+        future = np.concatenate([actions[:made_at], np.resize(actions[made_at - 5:made_at], (15, 2))])
+        expected = np.stack([rollout(backend, z, future, made_at, k) for k in (1, 2, 3)])
+        np.testing.assert_allclose(rec.lookahead, expected, atol=1e-5)
+        checked += 1
+    assert checked == len(frames) - 5

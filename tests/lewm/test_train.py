@@ -99,7 +99,7 @@ def test_init_fine_tunes_from_a_model_folder(dataset, tmp_path):
 
 
 def test_train_command_refuses_init_with_resume(dataset, tmp_path):
-    from lewm.cli import main
+    from lewm_cli import main
 
     run = tmp_path / "run"
     base = train(dataset, run, preset("tiny"), TrainSettings(steps=2, batch_size=4, warmup=1), log=lambda line: None)
@@ -109,7 +109,7 @@ def test_train_command_refuses_init_with_resume(dataset, tmp_path):
 
 
 def test_train_command_sets_the_sigreg_weight(dataset, tmp_path):
-    from lewm.cli import main
+    from lewm_cli import main
 
     run = tmp_path / "run"
     assert main(["train", "--data", str(dataset), "--run", str(run), "--preset", "tiny", "--steps", "2",

@@ -1,6 +1,7 @@
 """With the bundled model, the published sliding red square raises surprise above baseline (the same episode
 without it), measured through the monitor itself."""
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,18 @@ def bundled_app(tmp_path):
     from monitor.reference import load_or_build
 
     init_pygame(True)
-    engine = OnnxEngine.from_folder(BUNDLED)
-    bank, _ = load_or_build(engine)
+    # A copy of what the engine reads: the reference bank's cache is written next to it, not into the source tree.
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "encoder.onnx", "predictor.onnx"):
+        shutil.copy2(BUNDLED / name, model / name)
+    engine = OnnxEngine.from_folder(model)
+    bank, where = load_or_build(engine, episodes=2, steps=40)
+    assert Path(where).parent == model
     apps = []
 
     def make(**kw):
-        app = MonitorApp(engine, bank, Options(headless=True, lockstep=True, sessions=str(tmp_path), **kw))
+        app = MonitorApp(engine, bank, Options(headless=True, lockstep=True, sessions=str(tmp_path / "sessions"), **kw))
         apps.append(app)
         return app
 

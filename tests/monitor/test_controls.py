@@ -103,6 +103,20 @@ def test_key_does_what_the_help_says(make_app, binding):
     assert check(app, context), f"{binding.shown}: {binding.help}"
 
 
+def test_releasing_an_arrow_ends_its_push(make_app):
+    app = make_app(session=False, scene="expert")
+    tick(app)
+    press(app, "left")
+    press(app, "up")
+    action = app.sim.decide()
+    assert app.sim.mode == "manual" and action[0] < 0 and action[1] < 0
+    release(app, "left")
+    action = app.sim.decide()
+    assert action[0] == 0 and action[1] < 0  # up alone
+    release(app, "up")
+    assert not app.sim.keys_held and np.array_equal(app.sim.decide(), [0, 0])
+
+
 def test_help_overlay_lists_every_key(make_app):
     rows = controls.help_lines()
     for b in controls.KEYS:

@@ -17,7 +17,7 @@ ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONP
 
 def test_monitor_never_imports_torch():
     code = ("import sys, monitor.app, monitor.commands, monitor.worker, monitor.reference, monitor.replay, "
-            "monitor.bench, export.engine, lewm.cli; from monitor.commands import load_engine; "
+            "monitor.bench, export.engine, lewm_cli; from monitor.commands import load_engine; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -35,6 +35,21 @@ def test_clear_errors(tmp_path, capsys, tiny_model):
     (bare / "config.json").write_text((tiny_model / "config.json").read_text())
     assert main(["--model", str(bare), "--headless"]) == 2
     assert "encoder.onnx" in capsys.readouterr().err
+
+
+def test_episode_out_of_range_is_one_clear_line(tmp_path, capsys, tiny_model):
+    from scenes.catalog import get_scene
+    from scenes.dataset import DatasetWriter
+    from scenes.episode import play_episode
+
+    episode = play_episode(get_scene("expert"), 32, steps=5, seed=0)
+    path = tmp_path / "one.h5"
+    with DatasetWriter(path, 32) as writer:
+        writer.add_episode(episode.frames, episode.actions, episode.states)
+    for bad in ("1", "-1"):
+        assert main(["--model", str(tiny_model), "--headless", "--replay-dataset", str(path), "--episode", bad]) == 2
+        err = capsys.readouterr().err
+        assert f"has 1 episodes; --episode {bad} is out of range" in err and err.count("\n") == 1
 
 
 def test_a_killed_run_leaves_a_readable_log(tiny_model, bank, reference_sizes, tmp_path):

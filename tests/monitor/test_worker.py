@@ -53,6 +53,37 @@ def test_a_slow_model_drops_frames_and_resets_at_the_gap():
     assert stream.resets >= 2  # the episode start, then every gap
 
 
+class FailingStream(SlowStream):
+    """A stream whose model raises at frame `at`."""
+
+    def __init__(self, at):
+        super().__init__(0.0)
+        self.at = at
+
+    def step(self, frame, action):
+        if int(frame[0, 0, 0]) == self.at:
+            raise ValueError("model failed (test)")
+        return super().step(frame, action)
+
+
+def test_a_model_error_reaches_the_simulator():
+    worker = InferenceWorker(FailingStream(at=3), lockstep=True)
+    for i in range(3):
+        worker.submit(item(i, start=i == 0))
+    with pytest.raises(RuntimeError, match="inference worker failed") as raised:
+        worker.submit(item(3))
+    assert isinstance(raised.value.__cause__, ValueError)
+    with pytest.raises(RuntimeError):  # and on every later call
+        worker.results()
+    worker.stop()
+
+    worker = InferenceWorker(FailingStream(at=0))  # not lockstep: the next wait or drain says so
+    worker.submit(item(0, start=True))
+    with pytest.raises(RuntimeError, match="model failed"):
+        worker.wait_idle()
+    worker.stop()
+
+
 def test_lockstep_never_drops():
     stream = SlowStream(0.01)
     worker = InferenceWorker(stream, lockstep=True)

@@ -1,6 +1,6 @@
 """`lewm collect --out`: an existing file is kept unless --force, and a path that cannot be written is a one-line
 error before any episode is played."""
-from lewm.cli import main
+from lewm_cli import main
 from scenes.dataset import EpisodeDataset
 
 ARGS = ["--episodes", "1", "--steps", "3", "--image-size", "16", "--mix", "expert=1"]

@@ -3,7 +3,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lewm.cli import main
+from lewm_cli import main
 from scenes.dataset import EpisodeDataset, action_statistics, replay
 from scenes.errors import UserError
 

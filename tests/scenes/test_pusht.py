@@ -1,4 +1,4 @@
-"""The simulator against spec/pusht.md: geometry, physics numbers, determinism, coverage, bad input."""
+"""The simulator against the reference PushT: geometry, physics numbers, determinism, coverage, bad input."""
 import math
 
 import numpy as np

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     from lewm.planner import CEMSettings
     from lewm.planning_eval import evaluate, make_trials, plot, summarise, versions
-    from lewm.probes.common import jsonable, load_model, write_json
+    from export.backends import load_backend
+    from lewm.probes.common import jsonable, write_json
     from scenes.errors import UserError
 
     if args.episodes < 1:
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, args.backend)
+    model = load_backend(args.model, args.backend)
     if settings.context > model.history:
         raise UserError(f"--context {settings.context} exceeds the model's history ({model.history})")
     start = time.perf_counter()

@@ -1,25 +1,31 @@
-"""The `lewm` command. Each subcommand lives in its own module exposing HELP,
-add_arguments(parser) and run(args); those modules import heavy libraries (torch,
-onnxruntime, pygame) only inside run(), so `lewm --help` stays fast and torch-free."""
+"""The `lewm` command: one dispatcher above the four packages (scenes, lewm, export, monitor).
+
+Each subcommand lives in the package it belongs to, as a module exposing HELP, add_arguments(parser) and
+run(args); those modules import heavy libraries (torch, onnxruntime, pygame) only inside run(), so
+`lewm --help` stays fast and torch-free. Only this package imports every layer; no layer imports it."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from export.commands import bench, export, plan, probe
+from lewm.commands import import_official, train, train_decoder
+from monitor import commands as monitor
+from scenes.commands import collect, list_scenes
 from scenes.errors import UserError
+from scenes.help_format import HelpFormatter
 
 SUBCOMMANDS = {
-    "scenes": "scenes.commands.list_scenes",
-    "collect": "scenes.commands.collect",
-    "train": "lewm.commands.train",
-    "train-decoder": "lewm.commands.train_decoder",
-    "import-official": "lewm.commands.import_official",
-    "probe": "lewm.commands.probe",
-    "export": "export.commands.export",
-    "bench": "export.commands.bench",
-    "monitor": "monitor.commands",
-    "plan": "lewm.commands.plan",
+    "scenes": list_scenes,
+    "collect": collect,
+    "train": train,
+    "train-decoder": train_decoder,
+    "import-official": import_official,
+    "probe": probe,
+    "export": export,
+    "bench": bench,
+    "monitor": monitor,
+    "plan": plan,
 }
 
 
@@ -29,10 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch LeWM, a JEPA world model, think on PushT: collect data, train, probe, export, monitor.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module_path in SUBCOMMANDS.items():
-        module = importlib.import_module(module_path)
-        p = sub.add_parser(name, help=module.HELP, description=module.__doc__,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for name, module in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__, formatter_class=HelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -47,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ModuleNotFoundError as err:
         from lewm.extras import missing_extra
-
         message = missing_extra(err)
         if message is None:
             raise
@@ -56,7 +59,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lewm {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from lewm.probes.common import jsonable, load_model
+    from export.backends import load_backend
+    from lewm.probes.common import jsonable
     from lewm.probes.decoder import decoder_for
     from lewm.probes.suite import HEADLINES, ProbeSettings, run_all, run_probe
     from scenes.errors import UserError
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, args.backend)
+    model = load_backend(args.model, args.backend)
     pixel_decoder = decoder_for(args.model, args.backend, model)
     if args.probe == "decoder" and pixel_decoder is None:
         what = "decoder.onnx (run `lewm export`)" if args.backend == "onnx" else "pixel decoder"

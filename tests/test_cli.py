@@ -1,0 +1,55 @@
+"""The `lewm` dispatcher: every subcommand's --help names each option once, with help, and shows a default only
+when there is one."""
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lewm_cli import SUBCOMMANDS, build_parser
+from scenes.help_format import HelpFormatter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def subparsers() -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_subcommand_is_registered():
+    assert list(subparsers()) == list(SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("name", list(SUBCOMMANDS))
+def test_help_has_text_for_every_option_and_each_default_once(name):
+    parser = subparsers()[name]
+    for action in parser._actions:
+        assert action.help, f"lewm {name} {'/'.join(action.option_strings) or action.dest}: no help"
+    text = " ".join(parser.format_help().split())  # argparse wraps lines: undo it
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for action in parser._actions:
+        if action.option_strings and action.help is not argparse.SUPPRESS:
+            shown = HelpFormatter(name)._expand_help(action)
+            assert len(re.findall(r"\bdefault\b", shown, re.IGNORECASE)) <= 1, shown
+
+
+def test_the_formatter_shows_a_real_default_and_nothing_else():
+    parser = argparse.ArgumentParser(formatter_class=HelpFormatter)
+    parser.add_argument("--size", type=int, default=128, help="frame size")
+    parser.add_argument("--seed", type=int, default=None, help="seed (default: the scene's)")
+    parser.add_argument("--model", required=True, default=None, help="model folder")
+    parser.add_argument("--fast", action="store_true", help="go fast")
+    text = " ".join(parser.format_help().split())
+    assert "frame size (default: 128)" in text and "seed (default: the scene's) --model" in text
+    assert "model folder --fast" in text and "go fast" in text and "None" not in text and "False" not in text
+
+
+def test_python_m_lewm_cli_is_the_lewm_command():
+    out = subprocess.run([sys.executable, "-m", "lewm_cli", "--help"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0 and "usage: lewm" in out.stdout
+    for name in SUBCOMMANDS:
+        assert name in out.stdout
