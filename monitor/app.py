@@ -46,6 +46,7 @@ SIM_HZ = 10.0
 DRAW_FPS = 60
 RECORD_FPS = 30
 LOOKAHEAD = 5
+SCENE_RECT, SCENE_IMAGE_PX = (8, 8, 400, 420), 384  # where the scene panel sits (the window tests drag in it)
 STREAM_SEED = 0  # the shuffled stream's generator: the same in the monitor and an offline probe
 
 
@@ -129,7 +130,7 @@ class MonitorApp:
             init_pygame(options.headless)
         self.surface = pygame.display.set_mode(SIZE)
         pygame.display.set_caption(f"LeWM monitor: {engine.image_size} px model, scene {scene.name}")
-        self.scene_panel = ScenePanel(pygame.Rect(8, 8, 400, 420), image_px=384)
+        self.scene_panel = ScenePanel(pygame.Rect(SCENE_RECT), image_px=SCENE_IMAGE_PX)
         self.expects_panel = ExpectsPanel(pygame.Rect(8, 436, 1264, 252), count=LOOKAHEAD)
         self.surprise_panel = SurprisePanel(pygame.Rect(416, 8, 856, 206))
         self.horizon_panel = HorizonPanel(pygame.Rect(416, 222, 420, 206))

@@ -16,6 +16,7 @@ import numpy as np
 import pygame
 import pytest
 
+from monitor.app import SCENE_IMAGE_PX, SCENE_RECT
 from monitor.panels.scene import ScenePanel
 from monitor.panels.status import HELP_BG, HelpOverlay
 from monitor.recorder import count_frames
@@ -24,7 +25,7 @@ from monitor.session import read_log
 ROOT = Path(__file__).resolve().parents[2]
 XVFB, XDOTOOL, IMPORT = shutil.which("Xvfb"), shutil.which("xdotool"), shutil.which("import")
 WINDOW = (1280, 720)
-SCENE = ScenePanel(pygame.Rect(8, 8, 540, 546))  # the scene panel where monitor/app.py lays it out
+SCENE = ScenePanel(pygame.Rect(SCENE_RECT), image_px=SCENE_IMAGE_PX)  # where monitor/app.py lays it out
 
 needs_x = pytest.mark.skipif(XVFB is None or XDOTOOL is None or IMPORT is None,
                              reason="needs Xvfb, xdotool and ImageMagick's import "
