@@ -73,15 +73,20 @@ def test_a_model_error_reaches_the_simulator():
     with pytest.raises(RuntimeError, match="inference worker failed") as raised:
         worker.submit(item(3))
     assert isinstance(raised.value.__cause__, ValueError)
-    with pytest.raises(RuntimeError):  # and on every later call
-        worker.results()
-    worker.stop()
+    # what finished before the failure is handed out first (so it is logged), then the error, on every later call
+    assert [r.item.seq for r in worker.results()] == [0, 1, 2]
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            worker.results()
+    with pytest.raises(RuntimeError):  # stopping says so too: a failure is never swallowed on close
+        worker.stop()
 
     worker = InferenceWorker(FailingStream(at=0))  # not lockstep: the next wait or drain says so
     worker.submit(item(0, start=True))
     with pytest.raises(RuntimeError, match="model failed"):
         worker.wait_idle()
-    worker.stop()
+    with pytest.raises(RuntimeError):
+        worker.stop()
 
 
 def test_lockstep_never_drops():
