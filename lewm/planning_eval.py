@@ -6,7 +6,7 @@ skipped for the next seed), cut where the expert first covers the goal (so no tr
 it has finished); a start step t is drawn uniformly where t + goal_offset is still in the episode. The start is the
 state at t, the goal the state at t + goal_offset (25), rendered as the goal frame. Every method then acts for the
 budget (50 env steps) from the start state; a trial succeeds if at any step the agent and the block are within 20
-units of the goal state's positions and the block's angle within pi/9 (reached()).
+units of the goal state's positions and the block's angle within pi/9 (scenes.pusht.pose_success).
 
 Methods: "model" (CEM in latent space, lewm.planner), "random" (uniform actions in [-1, 1]^2), "do-nothing" (zero
 actions: the agent's target is where it stands), "expert" (the expert's own recorded actions from t on, zeros past
@@ -20,22 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lewm.planner import CEMSettings, LatentPlanner, Plan, RecedingHorizon
+from scenes.pusht import PushT, angle_difference, pose_success
 
 METHODS = ("model", "random", "do-nothing", "expert")
 GOAL_OFFSET = 25
 BUDGET = 50
 EXPERT_STEPS = 300  # longest expert episode played for trials
 DONE_COVERAGE = 0.95  # the expert has finished once the block covers this much of the goal
-
-
-def reached(state: np.ndarray, goal: np.ndarray) -> bool:
-    """LeWM's goal test: agent and block positions within 20 units of the goal state's, block angle within pi/9."""
-    from scenes.pusht import POSE_TOLERANCE_ANGLE, POSE_TOLERANCE_XY, angle_difference
-
-    state, goal = np.asarray(state, np.float64), np.asarray(goal, np.float64)
-    return bool(np.linalg.norm(state[0:2] - goal[0:2]) < POSE_TOLERANCE_XY
-                and np.linalg.norm(state[2:4] - goal[2:4]) < POSE_TOLERANCE_XY
-                and angle_difference(state[4], goal[4]) < POSE_TOLERANCE_ANGLE)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -97,13 +88,12 @@ def make_trials(count: int, episode_seed: int, rng: np.random.Generator, goal_of
 
 def play(trial: Trial, image_size: int, act, budget: int = BUDGET) -> Outcome:
     """Run one method from the trial's start for the budget. act(step, frame) -> raw action (2,)."""
-    from scenes.pusht import PushT
 
     env = PushT(image_size)
     frame, info = env.reset(options={"state": trial.start})
     for k in range(budget):
         frame, _, _, _, info = env.step(np.clip(act(k, frame), -1.0, 1.0))
-        if reached(info["state"], trial.goal):
+        if pose_success(info["state"], trial.goal):
             return Outcome(True, k + 1, info["state"])
     return Outcome(False, None, info["state"])
 
@@ -161,7 +151,6 @@ def evaluate(model, trials: list[Trial], settings: CEMSettings, seed: int, budge
 
 def summarise(trials: list[Trial], outcomes: dict[str, list[Outcome]]) -> dict:
     """The numbers of plan.json: success rates with 95% Wilson intervals, plan times, per-trial outcomes."""
-    from scenes.pusht import angle_difference
 
     rates = {}
     for method, runs in outcomes.items():

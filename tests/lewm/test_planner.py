@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from lewm.planner import CEMSettings, LatentPlanner, RecedingHorizon, agent_paths, cem_minimise
-from lewm.planning_eval import baseline_trial, make_trials, reached, wilson_interval
+from lewm.planning_eval import baseline_trial, make_trials, wilson_interval
+from scenes.pusht import pose_success
 from lewm.torch_backend import TorchBackend
 from scenes.errors import UserError
 
@@ -101,16 +102,16 @@ def test_agent_paths_follow_the_targets():
 
 def test_success_rule():
     goal = np.array([200.0, 300.0, 256.0, 256.0, 0.05, 0.0, 0.0])
-    assert reached(goal, goal)
+    assert pose_success(goal, goal)
     near = goal + [0, 19.9, 19.9, 0, 0, 5, 5]
-    assert reached(near, goal)
-    assert not reached(goal + [20.1, 0, 0, 0, 0, 0, 0], goal)  # the agent too far
-    assert not reached(goal + [0, 0, 14.2, 14.2, 0, 0, 0], goal)  # the block 20.08 away
-    assert reached(goal + [0, 0, 0, 0, math.pi / 9 - 0.01, 0, 0], goal)
-    assert not reached(goal + [0, 0, 0, 0, math.pi / 9 + 0.01, 0, 0], goal)
+    assert pose_success(near, goal)
+    assert not pose_success(goal + [20.1, 0, 0, 0, 0, 0, 0], goal)  # the agent too far
+    assert not pose_success(goal + [0, 0, 14.2, 14.2, 0, 0, 0], goal)  # the block 20.08 away
+    assert pose_success(goal + [0, 0, 0, 0, math.pi / 9 - 0.01, 0, 0], goal)
+    assert not pose_success(goal + [0, 0, 0, 0, math.pi / 9 + 0.01, 0, 0], goal)
     wrapped = goal.copy()
     wrapped[4] = 2 * math.pi - 0.05  # 0.1 rad from 0.05 across the wrap
-    assert reached(wrapped, goal)
+    assert pose_success(wrapped, goal)
 
 
 def test_wilson_interval():
