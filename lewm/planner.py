@@ -25,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 
+from scenes.errors import UserError
+
 
 @dataclass
 class CEMSettings:
@@ -37,8 +39,6 @@ class CEMSettings:
     context: int = 1  # real frames given to the predictor (stable-worldmodel's history_len: 1)
 
     def __post_init__(self) -> None:
-        from scenes.errors import UserError
-
         for name in ("samples", "iterations", "elites", "horizon", "receding_horizon", "context"):
             if getattr(self, name) < 1:
                 raise UserError(f"the planner's {name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
