@@ -3,7 +3,8 @@
 One LiveData per run: the last ~30 s of surprise per action stream with artifact flags and spikes, running
 means of the forecast errors per horizon (the horizon and action probes, live), the PCA path, the look-ahead
 retrieval, and inference latencies. Where the model has a pixel decoder: the decoded look-ahead frames, and the
-decoded prediction next to the seen frame at the last surprise spike.
+decoded prediction next to the seen frame at the last surprise spike. Those pictures (lookahead_frames,
+spike_view, plan_view) are replaced when they change, never changed in place: the panels compare them by identity.
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class PlanOverlay:
     def _draw_goal(self, surface: pygame.Surface, frame: np.ndarray) -> None:
         key = (frame.shape, frame.tobytes()[::97])
         if key != self._goal_key:
-            img = pygame.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
+            img = style.frame_surface(frame)
             self._goal = pygame.transform.smoothscale(img, (THUMB, THUMB))
             self._goal_key = key
         rect = pygame.Rect(self.image.right - THUMB - 6, self.image.y + 6, THUMB, THUMB)
