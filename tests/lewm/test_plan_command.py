@@ -41,6 +41,24 @@ def test_lewm_plan_rejects_a_context_longer_than_the_history(tiny_folder, tmp_pa
     assert "--context 9 exceeds the model's history" in capsys.readouterr().err
 
 
+def test_lewm_plan_refuses_to_overwrite_an_earlier_report_unless_forced(tiny_folder, tmp_path, capsys):
+    args = ["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--episodes", "1", "--samples", "8",
+            "--iterations", "1", "--elites", "2"]
+    (tmp_path / "plan.json").write_text("{}")
+    assert main(args) == 2
+    assert "pass --force" in capsys.readouterr().err and (tmp_path / "plan.json").read_text() == "{}"
+    assert main(args + ["--force"]) == 0
+    assert json.loads((tmp_path / "plan.json").read_text())["success"]
+
+
+def test_the_threads_option_reaches_the_onnx_engine(tiny_folder, tmp_path, capsys):
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--episodes", "1", "--samples", "8",
+                 "--iterations", "1", "--elites", "2", "--threads", "2"]) == 0
+    assert "2 intra-op thread(s)" in json.loads((tmp_path / "plan.json").read_text())["engine"]
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path / "b"), "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+
+
 def test_torch_and_onnx_choose_the_same_first_action(tiny_folder):
     trial = make_trials(1, 1_000_000, np.random.default_rng(42))[0]
     first = {}
