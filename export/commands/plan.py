@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     plot(report, model.image_size, out / "plan.png")
     headline = {m: f"{r['success_rate']:.0%} [{r['interval_95'][0]:.0%}, {r['interval_95'][1]:.0%}]"
                 for m, r in summary["success"].items()}
-    print(json.dumps(jsonable({"success": headline, "plan_time_s": summary["plan_time_s"]}), indent=2))
+    print(json.dumps(jsonable({"success": headline, "plan_time_s": summary["plan_time_s"],
+                               "end_cost": summary["end_cost"]}), indent=2))
     print(f"wrote plan.json, plan.png in {out}")
     return 0

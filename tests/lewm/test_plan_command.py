@@ -34,6 +34,18 @@ def test_lewm_plan_writes_success_rates_for_the_model_and_the_baselines(tiny_fol
     assert len(report["elite_cost_by_iteration"]["median"]) == 2
     assert report["versions"]["onnxruntime"] and (out / "plan.png").stat().st_size > 10_000
     assert "expert" in capsys.readouterr().out
+    # each wholly executed plan is scored where it really ended: the last one at the final state of a failed trial
+    model = load_backend(tiny_folder, "onnx")
+    for row in report["trials"]:
+        costs = row["model"]["plan_costs"]
+        assert len(costs) == row["model"]["plans"]
+        if not row["model"]["success"]:
+            assert all(c["realised"] is not None for c in costs)
+            goal = model.encode(draw_state(np.asarray(row["goal"]), model.image_size)[None])[0]
+            final = model.encode(draw_state(np.asarray(row["model"]["final"]), model.image_size)[None])[0]
+            assert np.isclose(costs[-1]["realised"], ((final.astype(np.float64) - goal) ** 2).sum(), rtol=1e-5)
+    assert report["end_cost"]["plans"] == sum(c["realised"] is not None for row in report["trials"]
+                                              for c in row["model"]["plan_costs"]) > 0
 
 
 def test_lewm_plan_rejects_a_context_longer_than_the_history(tiny_folder, tmp_path, capsys):
