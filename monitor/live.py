@@ -43,6 +43,7 @@ class LiveData:
         self.path: deque[np.ndarray] = deque(maxlen=PATH_POINTS)
         self.lookahead_pca: np.ndarray | None = None
         self.lookahead_thumbs: list[int] = []
+        self._thumbs_of: np.ndarray | None = None  # the look-ahead lookahead_thumbs were found for
         self.latency: deque[float] = deque(maxlen=200)
         self.last = None  # the newest Result with a record
         self.active_stream = "real"
@@ -51,6 +52,7 @@ class LiveData:
         self.path.clear()
         self.lookahead_pca = None
         self.lookahead_thumbs = []
+        self._thumbs_of = None
         self.lookahead_frames = None
 
     def add(self, result: Result) -> None:
@@ -70,8 +72,9 @@ class LiveData:
             self.path.append(np.asarray(rec.pca, np.float32))
         if rec.lookahead is not None:
             self.lookahead_pca = rec.lookahead_pca
-            if self.bank is not None:
+            if self.bank is not None and rec.lookahead is not self._thumbs_of:  # renewed once per model step
                 self.lookahead_thumbs = [int(i) for i in self.bank.nearest(rec.lookahead)]
+                self._thumbs_of = rec.lookahead
 
     def _pictures(self, result: Result) -> None:
         """Take the decoded frames of a result; on a spike of the active stream, ask for its prediction's picture."""
