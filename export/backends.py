@@ -10,14 +10,22 @@ from scenes.errors import UserError
 BACKENDS = ("torch", "onnx")
 
 
-def load_backend(model_dir: str | Path, backend: str = "torch"):
-    """torch: lewm.torch_backend.TorchBackend on the weights; onnx: export.engine.OnnxEngine on the ONNX files."""
+def load_backend(model_dir: str | Path, backend: str = "torch", threads: int | None = None):
+    """torch: lewm.torch_backend.TorchBackend on the weights; onnx: export.engine.OnnxEngine on the ONNX files.
+    `threads`: CPU threads for the backend (torch's intra-op threads, process-wide; ONNX Runtime's intra-op threads
+    of this engine); default: each backend's own (torch: all cores; the engine: 1, as the monitor runs it)."""
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
     if backend == "torch":
         from lewm.torch_backend import TorchBackend
 
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         return TorchBackend.from_folder(model_dir)
     if backend == "onnx":
         from export.engine import OnnxEngine
 
-        return OnnxEngine.from_folder(model_dir)
+        return OnnxEngine.from_folder(model_dir, threads=threads)
     raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -101,6 +101,10 @@ class Plan:
     elite_cost: np.ndarray  # (iterations,) mean elite cost per CEM iteration
     best_cost: np.ndarray  # (iterations,)
     seconds: float  # wall time of planning
+    # the same distance for the frame actually reached once the whole plan has been executed (set by whoever
+    # executes it; None until then, or when execution stopped early): far above `cost`, the model's forecast of
+    # its own plan was wrong, which is how a planner exploits a model's errors
+    realised_cost: float | None = None
 
     def actions(self, action_dim: int) -> np.ndarray:
         """The raw env actions of the plan, in order: (horizon * frameskip, action_dim)."""

@@ -100,23 +100,33 @@ def play(trial: Trial, image_size: int, act, budget: int = BUDGET) -> Outcome:
 
 def plan_trial(model, trial: Trial, settings: CEMSettings, rng: np.random.Generator, budget: int = BUDGET
                ) -> Outcome:
-    """The model's run: receding-horizon CEM toward the embedding of the goal frame."""
+    """The model's run: receding-horizon CEM toward the embedding of the goal frame. Where each plan is executed
+    whole (receding horizon = horizon), the frame reached at its end scores its realised cost."""
     from scenes.render import draw_state
 
     planner = LatentPlanner(model, settings)
     mpc = RecedingHorizon(planner)
     z_goal = model.encode(draw_state(trial.goal, model.image_size)[None])[0]
     plans: list[Plan] = []
+    whole = settings.receding_horizon == settings.horizon
+
+    def realised(z: np.ndarray) -> float:
+        return float(((np.asarray(z, np.float64) - z_goal) ** 2).sum())
 
     def act(step: int, frame: np.ndarray) -> np.ndarray:
         if mpc.wants_frame():
-            mpc.observe(model.encode(frame[None])[0])
+            z = model.encode(frame[None])[0]
+            mpc.observe(z)
+            if whole and plans and mpc.needs_plan():
+                plans[-1].realised_cost = realised(z)
         if mpc.needs_plan():
             plans.append(mpc.plan(z_goal, rng))
             mpc.accept(plans[-1])
         return mpc.next_action()
 
     outcome = play(trial, model.image_size, act, budget)
+    if whole and plans and mpc.needs_plan() and not outcome.success:  # the budget ended with the last plan
+        plans[-1].realised_cost = realised(model.encode(draw_state(outcome.final, model.image_size)[None])[0])
     outcome.plans = plans
     return outcome
 
@@ -170,13 +180,22 @@ def summarise(trials: list[Trial], outcomes: dict[str, list[Outcome]]) -> dict:
                            "block_xy_error": float(np.linalg.norm(o.final[2:4] - trial.goal[2:4])),
                            "angle_error": angle_difference(o.final[4], trial.goal[4])}
         row["model"]["plans"] = len(outcomes["model"][i].plans)
+        row["model"]["plan_costs"] = [{"predicted": p.cost, "realised": p.realised_cost}
+                                      for p in outcomes["model"][i].plans]
         per_trial.append(row)
     costs = np.stack([p.elite_cost for p in plans]) if plans else np.zeros((0, 0))
+    scored = [p for p in plans if p.realised_cost is not None]
+    predicted, reached = np.array([p.cost for p in scored]), np.array([p.realised_cost for p in scored])
     return {
         "success": rates,
         "plan_time_s": {"p50": float(np.percentile(seconds, 50)) if len(seconds) else None,
                         "p95": float(np.percentile(seconds, 95)) if len(seconds) else None,
                         "mean": float(seconds.mean()) if len(seconds) else None, "plans": len(plans)},
+        "end_cost": {"plans": len(scored),
+                     "predicted_median": float(np.median(predicted)) if len(scored) else None,
+                     "realised_median": float(np.median(reached)) if len(scored) else None,
+                     "realised_over_predicted_median": float(np.median(reached / np.maximum(predicted, 1e-12)))
+                     if len(scored) else None},
         "elite_cost_by_iteration": {"median": np.median(costs, axis=0) if len(costs) else [],
                                     "q25": np.percentile(costs, 25, axis=0) if len(costs) else [],
                                     "q75": np.percentile(costs, 75, axis=0) if len(costs) else []},
@@ -224,6 +243,11 @@ def plot(summary: dict, image_size: int, path, examples: int = 3) -> None:
         it = np.arange(1, len(cost["median"]) + 1)
         ax.plot(it, cost["median"], color="tab:blue", label="median over plans")
         ax.fill_between(it, cost["q25"], cost["q75"], color="tab:blue", alpha=0.2, label="25-75%")
+        end = summary.get("end_cost") or {}
+        if end.get("realised_median") is not None:
+            ax.axhline(end["realised_median"], color="tab:red", ls="--",
+                       label="reached by the executed plan (median)")
+        ax.set_yscale("log")
         ax.legend()
     ax.set_xlabel("CEM iteration")
     ax.set_ylabel("elite cost (squared L2 to goal)")

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "between runs, keyed by its weights, so the sensitivity scan runs once "
                              "(default: $XDG_CACHE_HOME/lewm, else ~/.cache/lewm; '' to scan every time)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise UserError(f"--torch-device {args.torch_device}: torch sees no CUDA device here; use cpu")
     from export.bench import default_int8_cache, format_table, run_bench
+    from scenes.output_path import check_output_file
+
+    if args.out:
+        check_output_file(args.out, "--out", force=args.force)
 
     presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
     report = run_bench(args.model, frames=args.frames, warmup=args.warmup, presets=presets, threads=args.threads,

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-weights", action="store_true",
                         help="make a random-weight model folder of --preset at --out, then export it")
     parser.add_argument("--out", default=None, help="with --random-weights: the model folder to make")
+    parser.add_argument("--force", action="store_true",
+                        help="with --random-weights: write into --out even if it already holds files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
     folder = args.model
     if args.random_weights:
+        from scenes.output_path import check_output_folder
+
+        check_output_folder(args.out, "--out", force=args.force)
         folder = make_random_model_folder(args.preset, args.out)
         print(f"made a random-weight {args.preset} model folder at {folder}")
     try:

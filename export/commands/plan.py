@@ -13,6 +13,13 @@ import argparse
 HELP = "evaluate goal-reaching by CEM planning on PushT (success rates, plan times)"
 
 
+def default_threads() -> int:
+    """The cores this process may run on (its CPU affinity), where the platform says; else os.cpu_count()."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from lewm.planner import CEMSettings
     from lewm.planning_eval import BUDGET, GOAL_OFFSET
@@ -26,7 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="first held-out expert episode seed (the training data uses seeds below 1,000,000)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="onnx (export.engine.OnnxEngine, the monitor's engine) or torch (the weights)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=default_threads(),
+                   help="CPU threads for the backend (ONNX Runtime's intra-op threads, or torch's); the default is "
+                        "every core this process may use")
+    p.add_argument("--force", action="store_true", help="overwrite OUT/plan.json and OUT/plan.png if they exist")
     p.add_argument("--goal-offset", type=int, default=GOAL_OFFSET, help="env steps from start to goal state")
     p.add_argument("--budget", type=int, default=BUDGET, help="env steps each method gets to reach the goal")
     p.add_argument("--samples", type=int, default=d.samples, help="CEM candidate sequences per iteration")
@@ -53,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from export.backends import load_backend
     from lewm.probes.common import jsonable, write_json
     from scenes.errors import UserError
+    from scenes.output_path import check_output_file
 
     if args.episodes < 1:
         raise UserError("--episodes must be at least 1")
@@ -61,11 +72,10 @@ def run(args: argparse.Namespace) -> int:
     settings = CEMSettings(samples=args.samples, iterations=args.iterations, elites=args.elites,
                            var_scale=args.var_scale, horizon=args.horizon, receding_horizon=args.receding_horizon,
                            context=args.context)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    model = load_backend(args.model, args.backend)
+    out = Path(args.out)
+    for name in ("plan.json", "plan.png"):
+        check_output_file(out / name, "--out", force=args.force)
+    model = load_backend(args.model, args.backend, threads=args.threads)
     if settings.context > model.history:
         raise UserError(f"--context {settings.context} exceeds the model's history ({model.history})")
     start = time.perf_counter()
@@ -73,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
                          args.budget)
     outcomes = evaluate(model, trials, settings, args.seed, args.budget)
     summary = summarise(trials, outcomes)
-    out = Path(args.out)
     report = {
         "model": str(args.model), "backend": args.backend,
         "engine": model.describe() if hasattr(model, "describe") else model.name,
@@ -88,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     plot(report, model.image_size, out / "plan.png")
     headline = {m: f"{r['success_rate']:.0%} [{r['interval_95'][0]:.0%}, {r['interval_95'][1]:.0%}]"
                 for m, r in summary["success"].items()}
-    print(json.dumps(jsonable({"success": headline, "plan_time_s": summary["plan_time_s"]}), indent=2))
+    print(json.dumps(jsonable({"success": headline, "plan_time_s": summary["plan_time_s"],
+                               "end_cost": summary["end_cost"]}), indent=2))
     print(f"wrote plan.json, plan.png in {out}")
     return 0

@@ -30,7 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="torch (the weights) or onnx (export.engine.OnnxEngine, the monitor's engine)")
     p.add_argument("--horizon", type=int, default=20, help="longest forecast, in model steps")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the backend (torch's, or ONNX Runtime's intra-op threads; default: the "
+                        "backend's own: torch all cores, ONNX Runtime 1)")
+    p.add_argument("--force", action="store_true", help="overwrite the probe's files in --out if they exist")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from export.backends import load_backend
     from lewm.probes.common import jsonable
     from lewm.probes.decoder import decoder_for
-    from lewm.probes.suite import HEADLINES, ProbeSettings, run_all, run_probe
+    from lewm.probes.suite import HEADLINES, PROBES, ProbeSettings, run_all, run_probe
     from scenes.errors import UserError
+    from scenes.output_path import check_output_file
 
     if args.episodes < 1 or args.fit_episodes < 1:
         raise UserError("--episodes and --fit-episodes must be at least 1")
@@ -49,27 +53,26 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--horizon must be at least 1")
     if args.steps is not None and args.steps < 1:
         raise UserError("--steps must be at least 1")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    model = load_backend(args.model, args.backend)
+    model = load_backend(args.model, args.backend, threads=args.threads)
     pixel_decoder = decoder_for(args.model, args.backend, model)
     if args.probe == "decoder" and pixel_decoder is None:
         what = "decoder.onnx (run `lewm export`)" if args.backend == "onnx" else "pixel decoder"
         raise UserError(f"{args.model} has no {what}; train one with `lewm train-decoder --model {args.model} "
                         "--data DATA.h5`")
+    probes = ([*PROBES, *(["decoder"] if pixel_decoder is not None else [])] if args.probe == "all"
+              else [args.probe])
+    written = (["summary.json"] if args.probe == "all" else []) + [f"{name}.{ext}" for name in probes
+                                                                   for ext in ("json", "png")]
+    for name in written:  # before the probes run, not after
+        check_output_file(Path(args.out) / name, "--out", force=args.force)
     settings = ProbeSettings(episodes=args.episodes, fit_episodes=args.fit_episodes, seed=args.seed,
                              steps=args.steps, dataset=args.dataset, horizon=args.horizon)
     out = Path(args.out)
     if args.probe == "all":
         headline = run_all(model, settings, out, model_name=str(args.model), backend=args.backend,
                            pixel_decoder=pixel_decoder)
-        written = ["summary.json"] + [f"{name}.{ext}" for name in HEADLINES if name in headline
-                                      for ext in ("json", "png")]
     else:
         headline = HEADLINES[args.probe](run_probe(args.probe, model, settings, out, pixel_decoder=pixel_decoder))
-        written = [f"{args.probe}.json", f"{args.probe}.png"]
     print(json.dumps(jsonable(headline), indent=2))
     print(f"wrote {', '.join(written)} in {out}")
     return 0

@@ -14,11 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument("--dataset", default=None,
                         help="HDF5 dataset whose `action` column gives the action statistics")
+    parser.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
 
 
 def run(args: argparse.Namespace) -> int:
     from lewm.official import import_official
+    from scenes.output_path import check_output_folder
 
+    check_output_folder(args.out, "--out", force=args.force)
     out = import_official(args.folder, args.out, dataset=args.dataset)
     print(f"wrote {out}")
     return 0

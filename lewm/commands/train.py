@@ -41,6 +41,7 @@ def add_arguments(p):
                    help="fine-tune: start from this model folder's weights, sizes and action statistics (with a "
                         "fresh optimiser and schedule; --preset and --set do not apply)")
     p.add_argument("--out", default=None, help="copy the final model folder here")
+    p.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
 
 
 def parse_overrides(pairs):
@@ -69,11 +70,14 @@ def run(args):
     from lewm.config import PRESETS, ModelConfig, preset
     from lewm.train import TrainSettings, train
     from scenes.errors import UserError
+    from scenes.output_path import check_output_folder
 
     if args.preset not in PRESETS:
         raise UserError(f"unknown preset {args.preset!r}; known presets: {', '.join(PRESETS)}")
     if args.nproc < 1:
         raise UserError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.out and int(os.environ.get("RANK", 0)) == 0:
+        check_output_folder(args.out, "--out", force=args.force)  # before the training, not after it
     if args.nproc > 1:
         if "WORLD_SIZE" in os.environ:
             raise UserError("--nproc starts its own processes: drop it when launching with torchrun")

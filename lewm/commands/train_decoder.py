@@ -13,6 +13,7 @@ def add_arguments(p):
     p.add_argument("--run", default=None, help="run folder (checkpoint, latents cache, log.jsonl, settings.json); "
                                               "default: runs/decoder-<model folder name>")
     p.add_argument("--out", default=None, help="save into a copy of the model folder here instead of the folder")
+    p.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                    help="stop with a checkpoint after this much training wall time (counted across --resume; the "
                         "learning rate decays over it)")
@@ -45,12 +46,15 @@ def run(args):
     from lewm.decoder import DecoderConfig, save_decoder
     from lewm.decoder_train import DecoderTrainSettings, train_decoder
     from scenes.errors import UserError
+    from scenes.output_path import check_output_folder
 
     model = Path(args.model)
     if not (model / "config.json").is_file():
         raise UserError(f"no model folder at {model} (it has no config.json)")
     if args.out and Path(args.out).resolve() == model.resolve():
         raise UserError("--out is the model folder itself: drop --out to save into the model folder")
+    if args.out:
+        check_output_folder(args.out, "--out", force=args.force)  # before the training, not after it
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     run_dir = Path(args.run or f"runs/decoder-{model.resolve().name}")
     settings = DecoderTrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr,

@@ -34,11 +34,41 @@ def test_lewm_plan_writes_success_rates_for_the_model_and_the_baselines(tiny_fol
     assert len(report["elite_cost_by_iteration"]["median"]) == 2
     assert report["versions"]["onnxruntime"] and (out / "plan.png").stat().st_size > 10_000
     assert "expert" in capsys.readouterr().out
+    # each wholly executed plan is scored where it really ended: the last one at the final state of a failed trial
+    model = load_backend(tiny_folder, "onnx")
+    for row in report["trials"]:
+        costs = row["model"]["plan_costs"]
+        assert len(costs) == row["model"]["plans"]
+        if not row["model"]["success"]:
+            assert all(c["realised"] is not None for c in costs)
+            goal = model.encode(draw_state(np.asarray(row["goal"]), model.image_size)[None])[0]
+            final = model.encode(draw_state(np.asarray(row["model"]["final"]), model.image_size)[None])[0]
+            assert np.isclose(costs[-1]["realised"], ((final.astype(np.float64) - goal) ** 2).sum(), rtol=1e-5)
+    assert report["end_cost"]["plans"] == sum(c["realised"] is not None for row in report["trials"]
+                                              for c in row["model"]["plan_costs"]) > 0
 
 
 def test_lewm_plan_rejects_a_context_longer_than_the_history(tiny_folder, tmp_path, capsys):
     assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--context", "9"]) == 2
     assert "--context 9 exceeds the model's history" in capsys.readouterr().err
+
+
+def test_lewm_plan_refuses_to_overwrite_an_earlier_report_unless_forced(tiny_folder, tmp_path, capsys):
+    args = ["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--episodes", "1", "--samples", "8",
+            "--iterations", "1", "--elites", "2"]
+    (tmp_path / "plan.json").write_text("{}")
+    assert main(args) == 2
+    assert "pass --force" in capsys.readouterr().err and (tmp_path / "plan.json").read_text() == "{}"
+    assert main(args + ["--force"]) == 0
+    assert json.loads((tmp_path / "plan.json").read_text())["success"]
+
+
+def test_the_threads_option_reaches_the_onnx_engine(tiny_folder, tmp_path, capsys):
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--episodes", "1", "--samples", "8",
+                 "--iterations", "1", "--elites", "2", "--threads", "2"]) == 0
+    assert "2 intra-op thread(s)" in json.loads((tmp_path / "plan.json").read_text())["engine"]
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path / "b"), "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
 
 
 def test_torch_and_onnx_choose_the_same_first_action(tiny_folder):

@@ -283,6 +283,11 @@ def test_cli_all(model_dir, tmp_path):
     assert set(summary["voe"]) == {"translation", "rotation", "both", "colour"}
     assert summary["horizon"]["mean"]["h1"] > 0 and set(summary["physics"]["r2"]) == {
         "agent_xy", "block_xy", "block_angle"}
+    # a second run into the same folder keeps the first one's files unless asked
+    before = (out / "latent.json").read_bytes()
+    again = ["probe", "latent", "--model", str(model_dir), "--out", str(out), "--episodes", "1", "--steps", "10"]
+    assert main(again) == 2 and (out / "latent.json").read_bytes() == before
+    assert main(again + ["--force"]) == 0 and (out / "latent.json").read_bytes() != before
 
 
 def test_cli_user_errors(tmp_path):

@@ -1,0 +1,46 @@
+"""Commands that fill a folder or a file refuse one that already holds something unless --force, and say so in one
+line before their work starts (a training run must not end by overwriting a model folder)."""
+from pathlib import Path
+
+import pytest
+
+from lewm_cli import main
+
+BUNDLED = Path(__file__).resolve().parents[1] / "models" / "pusht-small"
+
+
+@pytest.fixture
+def occupied(tmp_path):
+    folder = tmp_path / "occupied"
+    folder.mkdir()
+    (folder / "config.json").write_text("an earlier model")
+    return folder
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "missing.h5", "--run", "run", "--preset", "tiny", "--out"],
+    ["train-decoder", "--model", str(BUNDLED), "--data", "missing.h5", "--out"],
+    ["import-official", "missing-folder", "--out"],
+    ["export", "--preset", "tiny", "--random-weights", "--out"],
+], ids=lambda argv: argv[0])
+def test_a_folder_that_holds_files_is_refused_before_the_work(argv, occupied, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, str(occupied)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"lewm {argv[0]}: error: --out {occupied} already holds files; pass --force to write into it "
+                   "or choose another folder\n")
+    assert [p.name for p in occupied.iterdir()] == ["config.json"]
+    assert (occupied / "config.json").read_text() == "an earlier model"
+    assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_forced_export_writes_into_the_folder(occupied, capsys):
+    assert main(["export", "--preset", "tiny", "--random-weights", "--out", str(occupied), "--force"]) == 0
+    assert (occupied / "encoder.onnx").is_file() and (occupied / "config.json").read_text() != "an earlier model"
+
+
+def test_bench_keeps_an_earlier_report(tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    report.write_text("{}")
+    assert main(["bench", "--model", str(BUNDLED), "--presets", "", "--out", str(report)]) == 2
+    assert "pass --force" in capsys.readouterr().err and report.read_text() == "{}"
