@@ -1,7 +1,10 @@
 """A model folder's pixel decoder -> decoder.onnx (float32 latents (N, latent_dim) -> float32 frames (N, H, W, 3)
-in [0, 1]), checked against torch like the encoder and predictor; and its int8 / fp16 copies.
+in [0, 1], and the same frames rounded to uint8), checked against torch like the encoder and predictor; and its
+int8 / fp16 copies.
 
-The graph wraps PixelDecoder.forward exactly; the engine rounds its output to uint8. The verification and the
+The graph wraps PixelDecoder.forward exactly and rounds its frames in the graph as lewm.decoder_pixels.to_uint8
+does (the engine serves those: rounding in numpy afterwards cost about a tenth of decoding a model step's
+look-ahead). The verification and the
 reduced-precision agreement are recorded in config.json's "decoder" section, under "onnx" (a retrained decoder
 replaces that section, so a stale record cannot outlive its weights).
 """
@@ -27,6 +30,18 @@ MAX_BATCH = 1 << 16
 CHECK_LATENTS, CHECK_SEED = 16, 0  # reduced-precision agreement: latents ~ N(0, 1) (SIGReg's target distribution)
 
 
+class RoundedDecoder(torch.nn.Module):
+    """The exported graph: the decoder's float frames, and those frames rounded to uint8 (to_uint8's arithmetic)."""
+
+    def __init__(self, decoder: PixelDecoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = self.decoder(z)
+        return frames, (frames * 255.0 + 0.5).clamp(0.0, 255.0).to(torch.uint8)
+
+
 def export_decoder(folder: str | Path, opset: int = 18, verify: bool = True) -> dict[str, Any]:
     """Write FOLDER/decoder.onnx, verify it against torch (ParityError and no file beyond 1e-4), record it in
     config.json's "decoder" section; return that section's "onnx" entry."""
@@ -42,8 +57,9 @@ def export_decoder(folder: str | Path, opset: int = 18, verify: bool = True) -> 
     stamp_onnx_file(path, config, sha256_file(folder / DECODER_WEIGHTS))
     entry: dict[str, Any] = {"fp32": path.name, "opset": opset, "exporter": exporter,
                              "inputs": {"z": "float32 (N, latent_dim)"},
-                             "outputs": {"frames": "float32 (N, H, W, 3) in [0, 1], H = W = image_size; "
-                                                   "the engine rounds to uint8"}}
+                             "outputs": {"frames": "float32 (N, H, W, 3) in [0, 1], H = W = image_size",
+                                         "frames_uint8": "uint8 (N, H, W, 3): frames rounded (what the engine "
+                                                         "serves)"}}
     if verify:
         diff = max(_max_diff(decoder, path, batch) for batch in (1, 3))
         entry["verification"] = {"max_abs_diff": diff, "batches": [1, 3], "tolerance": TOLERANCE}
@@ -62,7 +78,7 @@ def _export(decoder: PixelDecoder, path: Path, opset: int) -> str:
         batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
         with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), quiet_logger("torch.onnx"):
             warnings.simplefilter("ignore")
-            torch.onnx.export(decoder.eval(), (example,), str(path), dynamo=True, external_data=False,
+            torch.onnx.export(RoundedDecoder(decoder.eval()), (example,), str(path), dynamo=True, external_data=False,
                               opset_version=opset, input_names=DECODER_INPUTS, output_names=DECODER_OUTPUTS,
                               dynamic_shapes={"z": {0: batch}}, verbose=False)
         if not path.is_file():
@@ -72,21 +88,25 @@ def _export(decoder: PixelDecoder, path: Path, opset: int) -> str:
         warnings.warn(f"dynamo ONNX export of the decoder failed ({type(err).__name__}: {err}); using the legacy "
                       "exporter")
         path.unlink(missing_ok=True)
-        torch.onnx.export(decoder.eval(), (example,), str(path), dynamo=False, opset_version=opset,
+        torch.onnx.export(RoundedDecoder(decoder.eval()), (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=DECODER_INPUTS, output_names=DECODER_OUTPUTS,
-                          dynamic_axes={"z": {0: "batch"}, "frames": {0: "batch"}})
+                          dynamic_axes={name: {0: "batch"} for name in DECODER_INPUTS + DECODER_OUTPUTS})
         return f"torch.onnx legacy TorchScript (torch {torch.__version__})"
 
 
 def _max_diff(decoder: PixelDecoder, path: Path, batch: int, seed: int = 0) -> float:
+    """Largest |ONNX - torch| of the float frames; infinite where the graph's uint8 frames are not exactly its
+    float frames rounded by to_uint8."""
     import onnxruntime as ort
+
+    from lewm.decoder_pixels import to_uint8
 
     z = np.random.default_rng([seed, batch]).standard_normal((batch, decoder.config.latent_dim)).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {DECODER_INPUTS[0]: z})[0]
+    got, rounded = session.run(DECODER_OUTPUTS, {DECODER_INPUTS[0]: z})
     with torch.no_grad():
         want = decoder(torch.from_numpy(z)).numpy()
-    if got.shape != want.shape:
+    if got.shape != want.shape or not np.array_equal(rounded, to_uint8(got)):
         return float("inf")
     return float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
 
@@ -112,11 +132,13 @@ def reduce_decoder(folder: str | Path, precision: str) -> dict[str, Any]:
     else:
         from onnxconverter_common import float16
 
+        model = onnx.load(str(source))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            converted = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+            converted = float16.convert_float_to_float16(model, keep_io_types=True,
+                                                         node_block_list=_rounding_nodes(model.graph))
         onnx.save(converted, str(target))
-        method = "onnxconverter_common.float16 (keep_io_types)"
+        method = "onnxconverter_common.float16 (keep_io_types; the rounding to uint8 kept fp32)"
     from export.quantize import _copy_metadata
     _copy_metadata(source, target)
     entry = {"file": target.name, "method": method, "agreement_with_fp32": _agreement(folder, source, target)}
@@ -126,14 +148,24 @@ def reduce_decoder(folder: str | Path, precision: str) -> dict[str, Any]:
     return entry
 
 
+def _rounding_nodes(graph) -> list[str]:
+    """Names of the nodes between the float frames and the uint8 frames (the converter cannot type them in fp16)."""
+    after, names = {DECODER_OUTPUTS[0]}, []
+    for node in graph.node:  # topologically sorted
+        if after.intersection(node.input):
+            names.append(node.name)
+            after.update(node.output)
+    return names
+
+
 def _agreement(folder: Path, source: Path, target: Path) -> dict[str, Any]:
     import onnxruntime as ort
 
-    from lewm.decoder_pixels import psnr, to_uint8
+    from lewm.decoder_pixels import psnr
 
     config = ModelConfig.load(folder / CONFIG)
     z = np.random.default_rng(CHECK_SEED).standard_normal((CHECK_LATENTS, config.latent_dim)).astype(np.float32)
-    frames = [to_uint8(ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"z": z})[0])
+    frames = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run([DECODER_OUTPUTS[1]], {"z": z})[0]
               for p in (source, target)]
     values = psnr(frames[1], frames[0])
     return {"psnr_db_mean": float(values.mean()), "psnr_db_min": float(values.min()),

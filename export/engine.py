@@ -24,7 +24,6 @@ from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_I
                           PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, WEIGHTS_KEY, baked_config, decoder_onnx_file, onnx_files,
                           safetensors_problem, sha256_file)
 from lewm.config import ModelConfig
-from lewm.decoder_pixels import to_uint8
 from scenes.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ class OnnxEngine:
         z = np.ascontiguousarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"decode takes latents (N, {self.latent_dim}); got {z.shape}")
-        return to_uint8(self._run(self._decoder, DECODER_OUTPUTS[0], {DECODER_INPUTS[0]: z}))
+        return self._run(self._decoder, DECODER_OUTPUTS[1], {DECODER_INPUTS[0]: z})  # rounded in the graph
 
     def _run(self, session: ort.InferenceSession, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if not self._bind:
@@ -221,11 +220,12 @@ def _decoder_session(folder: Path, config: ModelConfig, precision: str, provider
     d, s = config.latent_dim, config.image_size
     have = ([(a.name, a.type, a.shape) for a in session.get_inputs()],
             [(a.name, a.type, a.shape) for a in session.get_outputs()])
-    problems = [] if (len(have[0]) == len(have[1]) == 1 and have[0][0][0] == DECODER_INPUTS[0]
-                      and have[1][0][0] == DECODER_OUTPUTS[0]) else [f"{path.name} has inputs/outputs {have}"]
+    problems = [] if ([a[0] for a in have[0]] == DECODER_INPUTS and [a[0] for a in have[1]] == DECODER_OUTPUTS
+                      ) else [f"{path.name} has inputs/outputs {have}, not {DECODER_INPUTS}/{DECODER_OUTPUTS}"]
     if not problems:
         problems += _shape_problems(path.name, "z", "tensor(float)", [None, d], *have[0][0][1:])
         problems += _shape_problems(path.name, "frames", "tensor(float)", [None, s, s, 3], *have[1][0][1:])
+        problems += _shape_problems(path.name, "frames_uint8", "tensor(uint8)", [None, s, s, 3], *have[1][1][1:])
     problems += _baked_problems(path.name, session, config)
     weights = folder / "decoder.safetensors"
     stamped = session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)

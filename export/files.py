@@ -17,7 +17,7 @@ ENCODER_OUTPUTS = ["z"]
 PREDICTOR_INPUTS = ["z_window", "action_blocks"]
 PREDICTOR_OUTPUTS = ["z_next"]
 DECODER_INPUTS = ["z"]
-DECODER_OUTPUTS = ["frames"]
+DECODER_OUTPUTS = ["frames", "frames_uint8"]  # the engine reads the second
 PRECISIONS = ("fp32", "fp16", "int8")
 
 # metadata_props key holding the JSON of the config the graph was exported from

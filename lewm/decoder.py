@@ -4,15 +4,20 @@ LeWM never predicts pixels; the decoder is trained afterwards on the frozen enco
 (lewm/decoder_train.py) and then turns any latent, including the predictor's forecasts, into a picture of what the
 model expects. It never changes the world model.
 
-Architecture: the latent standardised with the training latents' per-dimension mean and std (kept as buffers, so
-the decoder works at any latent scale), a linear map to a seed_channels x B x B grid (B = image_size halved until
-it is 8 or less, or odd), a 3x3 convolution to `width` channels, then one 4x4 stride-2 transposed convolution per
-doubling (channels halved each time, never below min_width) ending in RGB + alpha, and a sigmoid. The picture is
-that foreground composited over a fixed background, the per-pixel median frame of the training data (a buffer):
-the floor, the walls and the goal T are the same in every frame, so the network spends its capacity and its
-training time on the agent and the block only, and the static scene is exact from the first step. Transposed
-convolutions, not upsample + 3x3 convolution: on the CPU they cost about half as much per output pixel (4 taps per
-input channel instead of 9 at full resolution), and decoding runs live in the monitor.
+Architecture ("patch"): the latent standardised with the training latents' per-dimension mean and std (kept as
+buffers, so the decoder works at any latent scale); a linear map to a seed_channels x S x S grid (S = image_size /
+(2 * patch)); a 3x3 convolution to `width` channels; a 2x2 stride-2 transposed convolution to fine_width channels
+at 2S (each seed cell writes its own 2x2 patch); `refine` 3x3 convolutions there; and a patch x patch stride-patch
+transposed convolution to RGB + alpha at full size (each fine cell paints its own patch x patch block), then a
+sigmoid. The picture is that foreground composited over a fixed background, the per-pixel median frame of the
+training data (a buffer): the floor, the walls and the goal T are the same in every frame, so the network spends
+its capacity and its training time on the agent and the block only, and the static scene is exact from the first
+step. Why this shape: decoding runs live in the monitor (5 frames per model step on one CPU thread), so almost all
+the work happens on the small grids (5.6 M multiply-adds per 128 px frame, a quarter of a stack of 4x4 stride-2
+transposed convolutions), the upsamplings are non-overlapping transposed convolutions (one matrix product each; ONNX
+Runtime's DepthToSpace, the other way to a sub-pixel output, costs more than the convolutions on the CPU), and the
+compositing runs channels-first, so that alpha broadcasts over whole planes (channels-last, ONNX Runtime's
+broadcast over the last axis took a third of the decoder's time).
 
 In a model folder: decoder.safetensors (weights) and the "decoder" section of config.json (sizes and how it was
 trained), written by save_decoder and read by load_decoder.
@@ -39,45 +44,45 @@ from scenes.errors import UserError
 
 DECODER_WEIGHTS = "decoder.safetensors"
 DECODER_KEY = "decoder"  # the config.json section
-MAX_BASE = 8
+ARCHITECTURE = "patch"
 
 
 @dataclass
 class DecoderConfig:
     latent_dim: int
     image_size: int
-    width: int = 96  # channels at the base grid
-    seed_channels: int = 32  # channels of the linear map's grid
-    min_width: int = 16  # channels never halve below this
+    architecture: str = ARCHITECTURE
+    seed_channels: int = 16  # channels of the linear map's grid
+    width: int = 32  # channels of the 3x3 convolution on the seed grid
+    fine_width: int = 16  # channels of the doubled grid
+    refine: int = 1  # 3x3 convolutions on the doubled grid
+    patch: int = 4  # side of the block each doubled-grid cell paints
 
     def __post_init__(self) -> None:
+        if self.architecture != ARCHITECTURE:
+            raise UserError(f"this decoder has architecture {self.architecture!r}; this version reads "
+                            f"{ARCHITECTURE!r} decoders only: retrain it with `lewm train-decoder`")
         if self.image_size < 2 or self.latent_dim < 1:
             raise UserError(f"decoder needs image_size >= 2 and latent_dim >= 1, got {self.image_size}, "
                             f"{self.latent_dim}")
-        if min(self.width, self.seed_channels, self.min_width) < 1:
-            raise UserError("decoder widths must be positive")
+        if min(self.width, self.seed_channels, self.fine_width, self.patch) < 1 or self.refine < 0:
+            raise UserError("decoder widths and patch must be positive, refine at least 0")
+        if self.image_size % (2 * self.patch):
+            raise UserError(f"the decoder's image size {self.image_size} is not a multiple of 2 x patch "
+                            f"({2 * self.patch}): choose a --patch that divides {self.image_size // 2}")
 
     @property
-    def base(self) -> int:
-        """Side of the first grid: image_size halved while it is even and above MAX_BASE."""
-        side = self.image_size
-        while side > MAX_BASE and side % 2 == 0:
-            side //= 2
-        return side
-
-    @property
-    def stages(self) -> int:
-        return (self.image_size // self.base).bit_length() - 1
-
-    def widths(self) -> list[int]:
-        """Channels entering each transposed convolution."""
-        return [max(self.min_width, self.width >> i) for i in range(self.stages)]
+    def seed_side(self) -> int:
+        return self.image_size // (2 * self.patch)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecoderConfig:
+        if "architecture" not in data:
+            raise UserError("this decoder predates the decoder architectures (no \"architecture\" in its config): "
+                            "retrain it with `lewm train-decoder`")
         names = {f.name for f in dataclasses.fields(cls)}
         try:
             return cls(**{k: v for k, v in data.items() if k in names})
@@ -93,15 +98,15 @@ class PixelDecoder(nn.Module):
     def __init__(self, config: DecoderConfig):
         super().__init__()
         self.config = config
-        self.register_buffer("z_mean", torch.zeros(config.latent_dim))
-        self.register_buffer("z_std", torch.ones(config.latent_dim))
-        self.register_buffer("background", torch.ones(config.image_size, config.image_size, 3))
-        base, widths = config.base, config.widths()
-        self.fc = nn.Linear(config.latent_dim, config.seed_channels * base * base)
-        self.stem = nn.Conv2d(config.seed_channels, widths[0] if widths else 4, 3, padding=1)
-        outs = widths[1:] + [4]  # RGB + alpha
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
-                                 for cin, cout in zip(widths, outs))
+        c, side = config, config.seed_side
+        self.register_buffer("z_mean", torch.zeros(c.latent_dim))
+        self.register_buffer("z_std", torch.ones(c.latent_dim))
+        self.register_buffer("background", torch.ones(3, c.image_size, c.image_size))  # channels first
+        self.fc = nn.Linear(c.latent_dim, c.seed_channels * side * side)
+        self.body = nn.Conv2d(c.seed_channels, c.width, 3, padding=1)
+        self.up = nn.ConvTranspose2d(c.width, c.fine_width, 2, stride=2)
+        self.refine = nn.ModuleList(nn.Conv2d(c.fine_width, c.fine_width, 3, padding=1) for _ in range(c.refine))
+        self.head = nn.ConvTranspose2d(c.fine_width, 4, c.patch, stride=c.patch)  # RGB + alpha
 
     @torch.no_grad()
     def standardise_with(self, z: Tensor) -> None:
@@ -114,20 +119,19 @@ class PixelDecoder(nn.Module):
         """Take `background` (H, W, 3) in [0, 1] as the fixed background, with the foreground's opacity starting at
         `alpha` everywhere. Not near 0: the foreground's gradients scale with alpha, and a decoder that starts
         transparent stays there for hundreds of steps."""
-        self.background.copy_(background)
-        last = self.ups[-1] if len(self.ups) else self.stem
-        last.bias[3] = math.log(alpha / (1 - alpha))
+        self.background.copy_(background.permute(2, 0, 1))
+        self.head.bias[3] = math.log(alpha / (1 - alpha))
 
     def forward(self, z: Tensor) -> Tensor:
         """(N, latent_dim) latents -> (N, H, W, 3) frames in [0, 1] (channels last, like the frames encoded)."""
         c = self.config
-        x = self.fc((z - self.z_mean) / self.z_std).view(-1, c.seed_channels, c.base, c.base)
-        x = self.stem(x)
-        for up in self.ups:
-            x = up(torch.relu(x))
-        x = torch.sigmoid(x).permute(0, 2, 3, 1)
-        alpha = x[..., 3:]
-        return alpha * x[..., :3] + (1 - alpha) * self.background
+        x = self.fc((z - self.z_mean) / self.z_std).view(-1, c.seed_channels, c.seed_side, c.seed_side)
+        x = torch.relu(self.up(torch.relu(self.body(x))))
+        for conv in self.refine:
+            x = torch.relu(conv(x))
+        x = torch.sigmoid(self.head(x))
+        alpha = x[:, 3:]
+        return (self.background + alpha * (x[:, :3] - self.background)).permute(0, 2, 3, 1)
 
 
 def decoder_loss(pred: Tensor, target: Tensor, background: Tensor, salience_weight: float = 8.0,

@@ -168,14 +168,15 @@ class MonitorApp:
             self.speed = controls.SPEEDS[action]
         elif action == "new_seed":
             sim.reset(sim.seed + 1)
-            self.plan.reset()
+            self.reset_plan()
         elif action == "cycle_mode":
             modes = [m for m in MODES if m != "replay" or sim.replay is not None]
             sim.set_mode(modes[(modes.index(sim.mode) + 1) % len(modes)])
-            self.plan.reset()
+            self.reset_plan()
         elif action == "set_goal":
             if sim.mode != "replay":
                 self.plan.set_goal(sim.current.state, sim.current.frame)
+                self.data.clear_plan()
         elif action == "cycle_stream":
             self.set_stream(ACTION_STREAMS[(ACTION_STREAMS.index(self.active_stream) + 1) % len(ACTION_STREAMS)])
         elif action == "cycle_kind":
@@ -267,7 +268,7 @@ class MonitorApp:
         sim = self.sim
         if sim.mode != "replay" and sim.mode != "manual" and sim.env_step >= self.scene.steps:
             sim.reset(sim.seed + 1)  # the episode is over: the next seed
-            self.plan.reset()
+            self.reset_plan()
         view = sim.current
         if view.active_stream is not None and view.active_stream != self.active_stream:
             self.set_stream(view.active_stream)  # a session replay follows the recorded stream
@@ -276,6 +277,10 @@ class MonitorApp:
             action, plan = self.plan.decide(view.frame, view.state)
             if action is None:  # the plan is not ready: the simulator waits at the plan boundary
                 return True
+            if plan is not None and self.worker.decoder is not None:  # its end, decoded in the worker
+                tag = ("plan", plan["number"])
+                self.worker.request_decode(tag, self.plan.last.end_latent)
+                self.data.expect_plan_end(tag, self.plan.goal_frame)
         else:
             action = sim.decide()
         if view.extra.get("plan"):  # a replayed session's plan
@@ -297,6 +302,11 @@ class MonitorApp:
             return False
         sim.advance(action)
         return True
+
+    def reset_plan(self) -> None:
+        """Plan afresh from the next step, and show no plan end until that plan's is decoded."""
+        self.plan.reset()
+        self.data.clear_plan()
 
     def drain(self) -> list[Result]:
         results = self.worker.results()
@@ -331,8 +341,10 @@ class MonitorApp:
         self.scene_panel.draw(s, view.frame, title, view.env_step, self.hover, self.sim.selected)
         shown = self.shown_plan()
         if shown is not None:
-            self.plan_overlay.draw(s, shown[0], shown[1], self.plan.status() if self.sim.mode == "plan" else
-                                   f"replayed plan {shown[0].number} ({shown[0].seconds:.2f} s)")
+            live = self.sim.mode == "plan"
+            end_frame = self.data.plan_view[0] if live and self.data.plan_view is not None else None
+            self.plan_overlay.draw(s, shown[0], shown[1], self.plan.status() if live else
+                                   f"replayed plan {shown[0].number} ({shown[0].seconds:.2f} s)", end_frame)
         self.expects_panel.draw(s, self.data, self.active_stream)
         self.surprise_panel.draw(s, self.data, self.active_stream)
         self.horizon_panel.draw(s, self.data, self.active_stream)

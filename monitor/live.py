@@ -2,9 +2,10 @@
 
 One LiveData per run: the last ~30 s of surprise per action stream with artifact flags and spikes, running
 means of the forecast errors per horizon (the horizon and action probes, live), the PCA path, the look-ahead
-retrieval, and inference latencies. Where the model has a pixel decoder: the decoded look-ahead frames, and the
-decoded prediction next to the seen frame at the last surprise spike. Those pictures (lookahead_frames,
-spike_view, plan_view) are replaced when they change, never changed in place: the panels compare them by identity.
+retrieval, and inference latencies. Where the model has a pixel decoder: the decoded look-ahead frames, the
+decoded prediction next to the seen frame at the last surprise spike, and in plan mode the decoded end of the
+chosen plan next to its goal. Those pictures (lookahead_frames, spike_view, plan_view) are replaced when they
+change, never changed in place: the panels compare them by identity.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class LiveData:
         self.has_decoder = has_decoder
         self.lookahead_frames: np.ndarray | None = None  # (F, S, S, 3) uint8, decoded look-ahead
         self.spike_view: tuple | None = None  # (env step, predicted frame (decoded), seen frame) at the last spike
-        self.plan_view: tuple | None = None  # (plan end frame (decoded), goal frame): set by plan mode
+        self.plan_view: tuple | None = None  # (plan end frame (decoded), goal frame) of the newest plan
+        self._plan_pending: tuple | None = None  # (decode tag, goal frame) of the plan whose end is being decoded
         self.spike_request: np.ndarray | None = None  # the spiking frame's one-step prediction, to be decoded
         self._spike_pending: tuple | None = None  # (env step, seen frame) of the requested decode
         self.surprise: deque[np.ndarray] = deque(maxlen=CHART_STEPS)  # (3,) per env step
@@ -76,6 +78,16 @@ class LiveData:
                 self.lookahead_thumbs = [int(i) for i in self.bank.nearest(rec.lookahead)]
                 self._thumbs_of = rec.lookahead
 
+    def expect_plan_end(self, tag, goal_frame: np.ndarray) -> None:
+        """A plan starts executing and its end latent was sent to the worker under `tag`: the picture that comes
+        back with that tag becomes plan_view, next to `goal_frame`."""
+        self._plan_pending = (tag, goal_frame)
+
+    def clear_plan(self) -> None:
+        """No plan to show (plan mode left, new goal, new episode); a picture still being decoded is dropped."""
+        self.plan_view = None
+        self._plan_pending = None
+
     def _pictures(self, result: Result) -> None:
         """Take the decoded frames of a result; on a spike of the active stream, ask for its prediction's picture."""
         if result.lookahead_frames is not None:
@@ -84,6 +96,10 @@ class LiveData:
             step, seen = self._spike_pending
             self.spike_view = (step, result.decoded["spike"], seen)
             self._spike_pending = None
+        if self._plan_pending is not None and self._plan_pending[0] in result.decoded:
+            tag, goal = self._plan_pending
+            self.plan_view = (result.decoded[tag], goal)
+            self._plan_pending = None
         forecasts = result.record.forecast_z
         if self.spike[-1] and forecasts is not None:
             z = forecasts[ACTION_STREAMS.index(self.active_stream), 0]

@@ -26,7 +26,7 @@ under that stream, so the log says which stream a record's look ahead used, when
 
 Pictures. With a `decoder` (the engine, where the model folder has a pixel decoder), the worker also decodes the
 look-ahead forecasts into frames, once per model step (when the stream renews them), and any latents the loop
-asked for with request_decode (a spike's prediction), batched into the same call.
+asked for with request_decode (a spike's prediction, a new plan's end), batched into the same call.
 """
 from __future__ import annotations
 

@@ -20,8 +20,11 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=100_000, help="most training steps (the time budget may end first)")
     p.add_argument("--batch-size", type=int, default=32, help="frames per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, warm-up then cosine)")
-    p.add_argument("--width", type=int, default=96, help="decoder channels at its first grid (halved per doubling)")
-    p.add_argument("--min-width", type=int, default=16, help="fewest channels of a decoder layer")
+    p.add_argument("--width", type=int, default=32, help="decoder channels on its seed grid")
+    p.add_argument("--fine-width", type=int, default=16, help="decoder channels on its doubled grid")
+    p.add_argument("--patch", type=int, default=4,
+                   help="side of the pixel block each doubled-grid cell paints (image size / (2 x patch) is the "
+                        "seed grid's side)")
     p.add_argument("--salience-weight", type=float, default=8.0,
                    help="extra L1 weight of pixels that differ from the static background (agent, block)")
     p.add_argument("--edge-weight", type=float, default=1.0, help="weight of the L1 on image gradients")
@@ -59,7 +62,7 @@ def run(args):
                                     seed=args.seed, checkpoint_every=args.checkpoint_every,
                                     time_budget_minutes=args.time_budget, val_fraction=args.val_fraction)
     dconfig = DecoderConfig.for_model(ModelConfig.load(model / "config.json"), width=args.width,
-                                      min_width=args.min_width)
+                                      fine_width=args.fine_width, patch=args.patch)
     print(f"training a decoder for {model} on cpu ({torch.get_num_threads()} threads); run folder {run_dir}")
     decoder, facts = train_decoder(model, args.data, run_dir, dconfig, settings, resume=args.resume,
                                    log=lambda line: print(line, flush=True))
@@ -79,7 +82,8 @@ def _command(args, run_dir) -> str:
     if args.time_budget:
         parts.append(f"--time-budget {args.time_budget:g}")
     for flag, value, default in (("--batch-size", args.batch_size, 32), ("--lr", args.lr, 2e-3),
-                                 ("--width", args.width, 96), ("--min-width", args.min_width, 16),
+                                 ("--width", args.width, 32), ("--fine-width", args.fine_width, 16),
+                                 ("--patch", args.patch, 4),
                                  ("--salience-weight", args.salience_weight, 8.0),
                                  ("--edge-weight", args.edge_weight, 1.0), ("--seed", args.seed, 0)):
         if value != default:

@@ -1,6 +1,7 @@
 """The plan mode's drawing: over the scene, the candidate action sequences as the agent-target paths they imply (all
-faint, the elites brighter, the chosen plan bold), the goal thumbnail and the cost per CEM iteration; in the PCA
-panel, the goal's embedding and the predicted end of the chosen plan."""
+faint, the elites brighter, the chosen plan bold), the goal thumbnail with, where the model has a pixel decoder, the
+decoded end of the chosen plan beside it (what the plan expects to reach), and the cost per CEM iteration; in the
+PCA panel, the goal's embedding and the predicted end of the chosen plan."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,12 @@ class PlanOverlay:
     def __init__(self, scene_image: pygame.Rect):
         self.image = scene_image  # where the scene panel draws the frame
         self._lines = pygame.Surface(scene_image.size, pygame.SRCALPHA)
-        self._goal_key = None
-        self._goal: pygame.Surface | None = None
+        self._thumbs: dict[str, tuple] = {}  # "goal" / "end" -> (key of the frame, its scaled surface)
+
+    def thumb_rects(self) -> tuple[pygame.Rect, pygame.Rect]:
+        """Where the thumbnails go, at the scene's top right: (the plan's decoded end, the goal)."""
+        goal = pygame.Rect(self.image.right - THUMB - 6, self.image.y + 6, THUMB, THUMB)
+        return goal.move(-THUMB - 12, 0), goal
 
     def _px(self, points: np.ndarray) -> list[tuple[float, float]]:
         """World units -> pixels of the scene image (relative to its corner)."""
@@ -30,12 +35,16 @@ class PlanOverlay:
         return [(float(x) * s, float(y) * s) for x, y in points]
 
     def draw(self, surface: pygame.Surface, view: PlanView | None, goal_frame: np.ndarray | None,
-             status: str) -> None:
+             status: str, end_frame: np.ndarray | None = None) -> None:
+        """end_frame: the chosen plan's predicted end, decoded (None: no decoder, or not decoded yet)."""
         if view is not None:
             self._draw_paths(surface, view)
             self._draw_costs(surface, view)
+        end, goal = self.thumb_rects()
         if goal_frame is not None:
-            self._draw_goal(surface, goal_frame)
+            self._draw_thumb(surface, "goal", goal_frame, goal, GOAL, "goal (G: this frame)")
+        if end_frame is not None:
+            self._draw_thumb(surface, "end", end_frame, end, CHOSEN, "plan end")
         style.text(surface, status, (self.image.x + 6, self.image.bottom - 6), 18, CHOSEN, "bottomleft")
 
     def _draw_paths(self, surface: pygame.Surface, view: PlanView) -> None:
@@ -55,16 +64,15 @@ class PlanOverlay:
         x, y = self._px(view.start_xy[None])[0]
         pygame.draw.circle(surface, CHOSEN, (x + self.image.x, y + self.image.y), 6, 2)
 
-    def _draw_goal(self, surface: pygame.Surface, frame: np.ndarray) -> None:
-        key = (frame.shape, frame.tobytes()[::97])
-        if key != self._goal_key:
+    def _draw_thumb(self, surface: pygame.Surface, name: str, frame: np.ndarray, rect: pygame.Rect, colour,
+                    label: str) -> None:
+        key = (frame.shape, hash(frame.tobytes()))
+        if self._thumbs.get(name, (None,))[0] != key:  # scaled once per new frame, not per window frame
             img = style.frame_surface(frame)
-            self._goal = pygame.transform.smoothscale(img, (THUMB, THUMB))
-            self._goal_key = key
-        rect = pygame.Rect(self.image.right - THUMB - 6, self.image.y + 6, THUMB, THUMB)
-        surface.blit(self._goal, rect)
-        pygame.draw.rect(surface, GOAL, rect.inflate(4, 4), 2)
-        style.text(surface, "goal (G: this frame)", (rect.centerx, rect.bottom + 4), 16, GOAL, "midtop")
+            self._thumbs[name] = (key, pygame.transform.smoothscale(img, rect.size))
+        surface.blit(self._thumbs[name][1], rect)
+        pygame.draw.rect(surface, colour, rect.inflate(4, 4), 2)
+        style.text(surface, label, (rect.centerx, rect.bottom + 4), 16, colour, "midtop")
 
     def _draw_costs(self, surface: pygame.Surface, view: PlanView) -> None:
         costs = np.asarray(view.costs, np.float64)

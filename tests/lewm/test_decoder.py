@@ -30,13 +30,32 @@ def model_folder(make_model, tmp_path):
     return save_model_folder(model, model.config, tmp_path / "model")
 
 
-@pytest.mark.parametrize("size, base, stages", [(128, 8, 4), (224, 7, 5), (64, 8, 3), (32, 8, 2), (6, 6, 0)])
-def test_decoder_maps_latents_to_frames_of_the_model_size(size, base, stages):
-    config = DecoderConfig(latent_dim=16, image_size=size, width=16, seed_channels=4, min_width=4)
-    assert (config.base, config.stages) == (base, stages)
+@pytest.mark.parametrize("size, patch, seed_side", [(128, 4, 16), (224, 4, 28), (64, 4, 8), (32, 2, 8), (6, 3, 1)])
+def test_decoder_maps_latents_to_frames_of_the_model_size(size, patch, seed_side):
+    config = DecoderConfig(latent_dim=16, image_size=size, width=8, seed_channels=4, fine_width=4, patch=patch)
+    assert config.seed_side == seed_side
     out = PixelDecoder(config)(torch.randn(3, 16)).detach()
     assert out.shape == (3, size, size, 3)
     assert float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def test_decoder_shows_its_background_where_the_foreground_is_transparent():
+    config = DecoderConfig(latent_dim=16, image_size=32, width=8, seed_channels=4, fine_width=4)
+    decoder = PixelDecoder(config)
+    background = torch.rand(32, 32, 3)
+    decoder.start_from(background, alpha=1e-6)
+    out = decoder(torch.randn(2, 16)).detach()
+    assert torch.allclose(out, background.expand(2, -1, -1, -1), atol=1e-4)
+
+
+def test_decoder_config_errors_say_what_to_do():
+    with pytest.raises(UserError, match="--patch"):
+        DecoderConfig(latent_dim=16, image_size=36, patch=4)  # 36 is no multiple of 8
+    earlier = {"latent_dim": 16, "image_size": 32, "width": 96, "seed_channels": 32, "min_width": 16}
+    with pytest.raises(UserError, match="retrain"):  # a decoder of the transposed-convolution stack before it
+        DecoderConfig.from_dict(earlier)
+    with pytest.raises(UserError, match="retrain"):
+        DecoderConfig.from_dict({**earlier, "architecture": "something-else"})
 
 
 def test_loss_charges_an_error_on_the_agent_more_than_one_on_the_background():

@@ -129,3 +129,37 @@ def test_the_expects_panel_is_redrawn_only_when_what_it_shows_changes_and_looks_
         assert 6 <= len(drawn) <= steps // 2  # renewed once per model step (and on the spike and the switch)
     finally:
         app.close()
+
+
+def test_plan_mode_draws_the_decoded_end_of_the_chosen_plan_next_to_the_goal(decoding_engine, bank, tmp_path):
+    import pygame
+
+    from lewm.planner import CEMSettings
+    from monitor.app import MonitorApp, Options, init_pygame
+
+    init_pygame(True)
+    app = MonitorApp(decoding_engine, bank, Options(headless=True, lockstep=True, session=False, mode="plan",
+                                                    plan=CEMSettings(samples=24, iterations=3, elites=4)))
+    try:
+        app.run_headless(2)
+        assert app.plan.last.number == 1
+        end, goal = app.data.plan_view
+        assert np.array_equal(end, decoding_engine.decode(app.plan.last.end_latent[None])[0])  # decoded in the worker
+        assert goal is app.plan.goal_frame
+        app.draw()
+        end_rect, _ = app.plan_overlay.thumb_rects()
+        img = pygame.surfarray.make_surface(np.ascontiguousarray(end.transpose(1, 0, 2)))
+        want = pygame.surfarray.array3d(pygame.transform.smoothscale(img, end_rect.size))
+        got = pygame.surfarray.array3d(app.surface.subsurface(end_rect))
+        assert np.array_equal(got, want)  # the thumbnail beside the goal's is the decoded end frame
+        _, _, _, box = app.expects_panel.layout()  # and large, in "what the model expects", left of the goal
+        side = (box.w - 3 * 8) // 2
+        at = (box.x + 8 + int(16.5 * side / 32), box.y + 20 + int(16.5 * side / 32))
+        assert tuple(app.surface.get_at(at))[:3] == tuple(end[16, 16])
+
+        app.perform("set_goal")  # a new goal: the old plan's end is not shown against it
+        assert app.data.plan_view is None
+        app.draw()
+        assert not np.array_equal(pygame.surfarray.array3d(app.surface.subsurface(end_rect)), want)
+    finally:
+        app.close()

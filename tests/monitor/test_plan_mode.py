@@ -23,6 +23,7 @@ def test_headless_plan_session_records_its_plans_and_replays_them(make_app):
     app.run_headless(30)
     assert chosen_pixels(app) > 50  # the chosen plan is drawn over the scene
     assert app.plan.last.number == 2 and app.plan.last.end_latent.shape == (app.engine.latent_dim,)
+    assert app.data.plan_view is None  # no pixel decoder: no decoded plan end, nothing drawn for it
     folder = app.session.folder
     app.close()
     rows = read_log(folder)
