@@ -4,7 +4,8 @@ One LiveData per run: the last ~30 s of surprise per action stream with artifact
 means of the forecast errors per horizon (the horizon and action probes, live), the PCA path, the look-ahead
 retrieval, and inference latencies. Where the model has a pixel decoder: the decoded look-ahead frames, the
 decoded prediction next to the seen frame at the last surprise spike, and in plan mode the decoded end of the
-chosen plan next to its goal.
+chosen plan next to its goal. Those pictures (lookahead_frames, spike_view, plan_view) are replaced when they
+change, never changed in place: the panels compare them by identity.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class LiveData:
         self.path: deque[np.ndarray] = deque(maxlen=PATH_POINTS)
         self.lookahead_pca: np.ndarray | None = None
         self.lookahead_thumbs: list[int] = []
+        self._thumbs_of: np.ndarray | None = None  # the look-ahead lookahead_thumbs were found for
         self.latency: deque[float] = deque(maxlen=200)
         self.last = None  # the newest Result with a record
         self.active_stream = "real"
@@ -52,6 +54,7 @@ class LiveData:
         self.path.clear()
         self.lookahead_pca = None
         self.lookahead_thumbs = []
+        self._thumbs_of = None
         self.lookahead_frames = None
 
     def add(self, result: Result) -> None:
@@ -71,8 +74,9 @@ class LiveData:
             self.path.append(np.asarray(rec.pca, np.float32))
         if rec.lookahead is not None:
             self.lookahead_pca = rec.lookahead_pca
-            if self.bank is not None:
+            if self.bank is not None and rec.lookahead is not self._thumbs_of:  # renewed once per model step
                 self.lookahead_thumbs = [int(i) for i in self.bank.nearest(rec.lookahead)]
+                self._thumbs_of = rec.lookahead
 
     def expect_plan_end(self, tag, goal_frame: np.ndarray) -> None:
         """A plan starts executing and its end latent was sent to the worker under `tag`: the picture that comes

@@ -1,11 +1,16 @@
 """Recording a pygame surface to mp4 through imageio-ffmpeg (an ffmpeg process fed by a pipe).
 
 Apart from the loop and the panels: the app hands it a surface per frame. The frame is copied as raw 32-bit
-pixels (a memory copy, no per-pixel conversion: ffmpeg converts) and a feeder thread writes it to ffmpeg, so the
-loop never waits while ffmpeg encodes the frame before; it waits only when the encoder is QUEUE frames behind,
-so no frame is ever dropped. close() finalises the file; the app calls it on quit, window close, Ctrl-C and
-SIGTERM. When the file cannot be written (a full disk, a directory, no permission) ffmpeg ends and the failure is
-one UserError, raised by the next add() or by close().
+pixels (one memory copy of the surface's own bytes where it already has the layout ffmpeg is told, else a blit
+into a canvas that has it; no per-pixel conversion in Python: ffmpeg converts) and a feeder thread writes it to
+ffmpeg, so the loop never waits while ffmpeg encodes the frame before; it waits only when the encoder is QUEUE
+frames behind, so no frame is ever dropped. close() finalises the file; the app calls it on quit, window close,
+Ctrl-C and SIGTERM. When the file cannot be written (a full disk, a directory, no permission) ffmpeg ends and the
+failure is one UserError, raised by the next add() or by close().
+
+The encoder is x264 at `veryfast` with the cheapest sub-pixel refinement and motion search (ENCODER_PARAMS): on
+the monitor's window (flat panels, thin lines, text) that takes about a quarter less of x264's time per frame
+than the preset alone, at the same size and fidelity to the drawn frames (BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from scenes.errors import UserError
 
 QUEUE = 4  # frames waiting for the encoder at most
 PIXELS = "bgr0"  # how ffmpeg reads the bytes of a 32-bit XRGB surface (little-endian: B, G, R, unused)
+MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # the surface layout PIXELS names
+ENCODER_PARAMS = "subme=1:me=dia"  # x264: one sub-pixel refinement pass, diamond motion search
 
 
 class Recorder:
@@ -32,13 +39,14 @@ class Recorder:
         self._writer = None
         if self.path.is_dir():
             raise UserError(f"cannot record to {self.path}: it is a directory; give a file name")
-        self._canvas = pygame.Surface(size, 0, 32, (0xFF0000, 0xFF00, 0xFF, 0))  # the byte order PIXELS names
+        self._canvas = pygame.Surface(size, 0, 32, MASKS)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = imageio_ffmpeg.write_frames(
                 str(self.path), size, fps=fps, codec="libx264", pix_fmt_in=PIXELS, pix_fmt_out="yuv420p",
                 macro_block_size=1, ffmpeg_log_level="quiet",
-                output_params=["-preset", "veryfast", "-crf", "23", "-threads", "1", "-f", "mp4"])
+                output_params=["-preset", "veryfast", "-x264-params", ENCODER_PARAMS, "-crf", "23", "-threads", "1",
+                               "-f", "mp4"])
             self._writer.send(None)  # start ffmpeg
         except (OSError, RuntimeError):
             self._writer = None
@@ -52,11 +60,17 @@ class Recorder:
         if self._writer is None:
             return
         self._raise_error()
+        self._queue.put(self.frame_bytes(surface))
+        self.frames += 1
+
+    def frame_bytes(self, surface: pygame.Surface) -> bytes:
+        """The surface as the raw frame ffmpeg reads: its own bytes when they are laid out as PIXELS, unpadded."""
         if surface.get_size() != self.size:
             surface = pygame.transform.scale(surface, self.size)
-        self._canvas.blit(surface, (0, 0))
-        self._queue.put(self._canvas.get_buffer().raw)
-        self.frames += 1
+        if (surface.get_bitsize(), surface.get_masks(), surface.get_pitch()) != (32, MASKS, 4 * self.size[0]):
+            self._canvas.blit(surface, (0, 0))
+            surface = self._canvas
+        return surface.get_buffer().raw
 
     def close(self) -> Path:
         """Finalise the file; a failure of ffmpeg to write or finish it (a full disk) is a UserError."""

@@ -5,6 +5,11 @@ One long headless lockstep run of the scene with every panel drawn and the video
 frame is dropped, the session log has one whole line per env step, and the video one frame per env step. It
 prints those figures, the throughput (env steps per second of wall time after the warm-up) and the CPU time one
 env step costs (this process and the ffmpeg encoder together), and exits 1 if a check fails.
+
+The run after the warm-up is also reported in SEGMENTS equal parts, each with its throughput, its CPU per env step
+(this process; the encoder, read from /proc while it runs) and the load average at its end: a rate that falls
+while the CPU per step stays flat and the load rises was taken by other work on the machine; a CPU per step that
+grows is the monitor's own.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from pathlib import Path
 from scenes.errors import UserError
 
 RSS_GROWTH_LIMIT = 0.05
+SEGMENTS = 5
 
 
 def resident_bytes() -> int:
@@ -65,6 +71,22 @@ def cpu_seconds(children: bool = False) -> float:
     return t.children_user + t.children_system if children else t.user + t.system
 
 
+def children_cpu_seconds() -> float:
+    """CPU time of this process's running child processes (the ffmpeg encoder) from /proc; NaN where unreadable."""
+    try:
+        me, hz, total = os.getpid(), os.sysconf("SC_CLK_TCK"), 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            if int(fields[1]) == me:  # ppid; then utime, stime at fields 11, 12 (after the name)
+                total += (int(fields[11]) + int(fields[12])) / hz
+        return total
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def soak(model: str, steps: int, warmup: int, scene: str, sessions: str, reference: tuple[int, int] = (10, 150)
          ) -> dict:
     """Run and measure; `reference`: (episodes, env steps) of the reference bank, the monitor's by default."""
@@ -80,12 +102,12 @@ def soak(model: str, steps: int, warmup: int, scene: str, sessions: str, referen
     app = MonitorApp(engine, bank, Options(scene=scene, headless=True, lockstep=True, sessions=sessions))
     chunk = 100
     done, rss = 0, []  # rss: samples after the warm-up
+    ends = {warmup + round(i * (steps - warmup) / SEGMENTS) for i in range(1, SEGMENTS + 1)}
+    marks = []  # (env steps, wall, this process's CPU, the encoder's CPU, load average) at each segment's bounds
     encoder0 = cpu_seconds(children=True)
     with tqdm(total=steps, desc="soak", unit="step") as bar:
         while done < steps:
-            n = min(chunk, steps - done)
-            if done <= warmup < done + n:
-                n = warmup - done or n  # stop at the end of the warm-up to take its figures
+            n = min([chunk, steps - done] + [e - done for e in ends | {warmup} if e > done])
             app.run_headless(n)
             done += n
             bar.update(n)
@@ -93,6 +115,8 @@ def soak(model: str, steps: int, warmup: int, scene: str, sessions: str, referen
                 rss_warm, t_warm, cpu_warm = resident_bytes(), time.perf_counter(), cpu_seconds()
             elif done > warmup:
                 rss.append(resident_bytes())
+            if done == warmup or done in ends:
+                marks.append((done, time.perf_counter(), cpu_seconds(), children_cpu_seconds(), os.getloadavg()[0]))
     t_end, cpu_end, dropped = time.perf_counter(), cpu_seconds(), app.worker.dropped
     out = app.close()
     encoder = cpu_seconds(children=True) - encoder0
@@ -106,7 +130,17 @@ def soak(model: str, steps: int, warmup: int, scene: str, sessions: str, referen
             "encoder_ms_per_frame": 1000 * encoder / steps,
             "rss_warm_mb": rss_warm / 2**20, "rss_peak_after_warmup_mb": rss_warm * (1 + growth) / 2**20,
             "rss_end_mb": rss[-1] / 2**20, "rss_growth": growth, "dropped": dropped, "log_lines": log_lines,
-            "video_frames": frames, "session": str(folder)}
+            "video_frames": frames, "session": str(folder), "segments": segments(marks)}
+
+
+def segments(marks: list[tuple]) -> list[dict]:
+    """Throughput, CPU per env step and load average of each stretch between consecutive marks."""
+    out = []
+    for (s0, t0, c0, e0, _), (s1, t1, c1, e1, load) in zip(marks, marks[1:]):
+        n = s1 - s0
+        out.append({"from": s0, "to": s1, "steps_per_s": n / (t1 - t0), "cpu_ms_per_step": 1000 * (c1 - c0) / n,
+                    "encoder_ms_per_step": 1000 * (e1 - e0) / n, "load": load})
+    return out
 
 
 def checks(r: dict) -> list[tuple[str, bool]]:
@@ -145,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['encoder_ms_per_frame']:.1f} ms (the encoder, per frame over the whole run)")
     print(f"resident memory: {r['rss_warm_mb']:.0f} MB after the warm-up, peak {r['rss_peak_after_warmup_mb']:.0f} MB "
           f"after it, {r['rss_end_mb']:.0f} MB at the end")
+    for g in r["segments"]:
+        print(f"  steps {g['from']}-{g['to']}: {g['steps_per_s']:.1f} env steps/s, CPU per env step "
+              f"{g['cpu_ms_per_step']:.1f} ms + {g['encoder_ms_per_step']:.1f} ms (encoder), "
+              f"load average {g['load']:.1f}")
     ok = True
     for text, passed in checks(r):
         print(f"{'ok  ' if passed else 'FAIL'} {text}")

@@ -45,10 +45,13 @@ STATE_DIM = 7  # agent x, agent y, block x, block y, block angle mod 2pi, agent 
 ACTION_DIM = 2
 
 
+# The outline in body coordinates (made once: a union per call cost more than the rest of the coverage test).
+_T_BODY = shapely.ops.unary_union([shapely.geometry.Polygon(box) for box in T_BOXES])
+
+
 def t_polygon(x: float, y: float, angle: float) -> shapely.geometry.Polygon:
     """The T's outline in world coordinates for a block pose (body origin x, y and angle)."""
-    t = shapely.ops.unary_union([shapely.geometry.Polygon(box) for box in T_BOXES])
-    t = shapely.affinity.rotate(t, angle, origin=(0, 0), use_radians=True)
+    t = shapely.affinity.rotate(_T_BODY, angle, origin=(0, 0), use_radians=True)
     return shapely.affinity.translate(t, x, y)
 
 

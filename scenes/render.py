@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import cv2
@@ -52,6 +53,7 @@ def _fat_segment(canvas: pygame.Surface, color, segment, radius: int) -> None:
 
 
 _canvas: pygame.Surface | None = None
+_XRGB = (0xFF0000, 0xFF00, 0xFF, 0)  # the canvas's usual pixel layout
 
 
 def draw_canvas(state: np.ndarray, block_color=None) -> pygame.Surface:
@@ -75,6 +77,21 @@ def draw_canvas(state: np.ndarray, block_color=None) -> pygame.Surface:
     return canvas
 
 
+def _canvas_rgb(canvas: pygame.Surface, size: int) -> np.ndarray:
+    """The canvas as an RGB (size, size, 3) frame. Area averaging: exact for flat colours (white stays 255), no
+    aliasing of the 4 px agent at 64 px. The canvas's own 32-bit pixels are resized where they are (each channel
+    is averaged on its own, so the result is the same as resizing an RGB copy, without making one)."""
+    layout = (canvas.get_bitsize(), canvas.get_masks(), canvas.get_pitch(), sys.byteorder)
+    if layout == (32, _XRGB, 4 * WORLD_SIZE, "little"):
+        view = canvas.get_buffer()  # its bytes, row by row: B, G, R, unused
+        bgrx = np.frombuffer(view, np.uint8).reshape(WORLD_SIZE, WORLD_SIZE, 4)
+        small = cv2.resize(bgrx, (size, size), interpolation=cv2.INTER_AREA) if size != WORLD_SIZE else bgrx
+        del bgrx, view  # unlocks the canvas
+        return np.ascontiguousarray(small[:, :, 2::-1])
+    frame = np.frombuffer(pygame.image.tobytes(canvas, "RGB"), np.uint8).reshape(WORLD_SIZE, WORLD_SIZE, 3)
+    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if size != WORLD_SIZE else frame.copy()
+
+
 def draw_state(state: np.ndarray, size: int, artifacts=(), env_step: int = 0,
                block_color=None) -> np.ndarray:
     """An RGB uint8 (size, size, 3) frame of `state`, with any active artifacts drawn over it.
@@ -82,10 +99,7 @@ def draw_state(state: np.ndarray, size: int, artifacts=(), env_step: int = 0,
     `artifacts` are scenes.artifacts.Artifact objects, placed at `env_step`; sizes are given at the
     224 px reference scale and scaled to `size`.
     """
-    canvas = draw_canvas(state, block_color)
-    frame = np.frombuffer(pygame.image.tobytes(canvas, "RGB"), np.uint8).reshape(WORLD_SIZE, WORLD_SIZE, 3)
-    # Area averaging: exact for flat colours (white stays 255), no aliasing of the 4 px agent at 64 px.
-    frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if size != WORLD_SIZE else frame.copy()
+    frame = _canvas_rgb(draw_canvas(state, block_color), size)
     for artifact in artifacts:
         artifact.draw(frame, env_step)
     return frame

@@ -2,7 +2,10 @@
 decoded into frames by the model's pixel decoder (large enough to read the T's pose), with the expert frame
 nearest (cosine) to each forecast in a row below. Beside them, one comparison at a time: the plan's decoded end
 frame next to the goal (plan mode), else "predicted" (the decoded one-step forecast) next to "seen" at the last
-surprise spike. Without a decoder the nearest expert frames take the large row."""
+surprise spike. Without a decoder the nearest expert frames take the large row.
+
+What it shows changes once per model step at most (the look-ahead is renewed every frameskip env steps), so the
+panel is drawn anew only then and blitted from its last drawing in between."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +22,9 @@ class ExpectsPanel:
         self.rect = rect
         self.count = count
         self._thumbs: dict[tuple[int, int], pygame.Surface] = {}
+        self._drawn: pygame.Surface | None = None  # the panel as last drawn, and what it showed:
+        self._shown: tuple = ()  # values, compared by equality
+        self._pictures: tuple = ()  # LiveData's picture fields: replaced when they change, so compared by identity
 
     def layout(self) -> tuple[pygame.Rect, int, int, pygame.Rect]:
         """(inner rectangle, side of the large frames, side of the small ones, the comparison box)."""
@@ -31,6 +37,17 @@ class ExpectsPanel:
         return inner, large, small, box
 
     def draw(self, surface: pygame.Surface, data: LiveData, active: str) -> None:
+        shown = (active, data.has_decoder, tuple(data.lookahead_thumbs))
+        pictures = (data.bank, data.lookahead_frames, data.spike_view, data.plan_view)
+        if (self._drawn is not None and shown == self._shown
+                and all(a is b for a, b in zip(pictures, self._pictures, strict=True))):
+            surface.blit(self._drawn, self.rect)
+            return
+        self._draw(surface, data, active)
+        self._drawn = surface.subsurface(self.rect).copy()
+        self._shown, self._pictures = shown, pictures
+
+    def _draw(self, surface: pygame.Surface, data: LiveData, active: str) -> None:
         decoded = data.lookahead_frames
         what = "decoded forecasts, nearest expert frames below" if data.has_decoder else "nearest expert frames"
         style.frame_panel(surface, self.rect, f"what the model expects ({active} actions), next model steps: {what}")
@@ -74,7 +91,7 @@ class ExpectsPanel:
     def _frame(surface: pygame.Surface, rect: pygame.Rect, frame: np.ndarray | None) -> None:
         pygame.draw.rect(surface, style.BG, rect)
         if frame is not None:
-            img = pygame.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
+            img = style.frame_surface(frame)
             surface.blit(pygame.transform.scale(img, rect.size), rect)  # nearest: crisp model pixels
         pygame.draw.rect(surface, style.BORDER, rect, 1)
 
@@ -92,7 +109,7 @@ class ExpectsPanel:
         j = data.lookahead_thumbs[i]
         img = self._thumbs.get((j, side))
         if img is None:
-            raw = pygame.surfarray.make_surface(np.ascontiguousarray(data.bank.thumbs[j].transpose(1, 0, 2)))
+            raw = style.frame_surface(data.bank.thumbs[j])
             img = pygame.transform.scale(raw, (side, side))
             if len(self._thumbs) > 256:
                 self._thumbs.clear()

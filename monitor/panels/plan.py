@@ -68,7 +68,7 @@ class PlanOverlay:
                     label: str) -> None:
         key = (frame.shape, hash(frame.tobytes()))
         if self._thumbs.get(name, (None,))[0] != key:  # scaled once per new frame, not per window frame
-            img = pygame.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
+            img = style.frame_surface(frame)
             self._thumbs[name] = (key, pygame.transform.smoothscale(img, rect.size))
         surface.blit(self._thumbs[name][1], rect)
         pygame.draw.rect(surface, colour, rect.inflate(4, 4), 2)

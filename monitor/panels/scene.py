@@ -38,7 +38,7 @@ class ScenePanel:
     def draw(self, surface: pygame.Surface, frame: np.ndarray, title: str, env_step: int,
              hover=None, selected=None) -> None:
         style.frame_panel(surface, self.rect, title)
-        img = pygame.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
+        img = style.frame_surface(frame)
         surface.blit(pygame.transform.scale(img, self.image.size), self.image)  # nearest: crisp model pixels
         pygame.draw.rect(surface, style.BORDER, self.image, 1)
         for artifact, color in ((hover, style.HOVER), (selected, style.SELECT)):

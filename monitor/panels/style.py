@@ -63,6 +63,13 @@ def vertical_text(surface: pygame.Surface, s: str, center, size: int = 15, color
     return rect
 
 
+def frame_surface(frame: np.ndarray) -> pygame.Surface:
+    """An RGB uint8 (H, W, 3) frame as a surface, read from the array's own memory (no transposed copy); use it
+    before the array can change (scale or blit it at once)."""
+    frame = np.ascontiguousarray(frame, np.uint8)
+    return pygame.image.frombuffer(frame, (frame.shape[1], frame.shape[0]), "RGB")
+
+
 def frame_panel(surface: pygame.Surface, rect: pygame.Rect, title: str) -> pygame.Rect:
     """A white panel with a title; returns the inner rectangle below the title."""
     pygame.draw.rect(surface, PANEL, rect)

@@ -94,6 +94,43 @@ def test_a_spike_asks_for_its_prediction_and_shows_it_next_to_the_seen_frame():
     assert step == 30 and predicted is picture and shown is seen
 
 
+def test_the_expects_panel_is_redrawn_only_when_what_it_shows_changes_and_looks_the_same(decoding_engine, bank,
+                                                                                        tmp_path):
+    """Between model steps the panel is blitted from its last drawing; every frame must still be pixel for pixel
+    what drawing it afresh gives, through look-ahead renewals, a spike's picture and a stream switch."""
+    import pygame
+
+    from monitor.app import MonitorApp, Options, init_pygame
+    from monitor.panels.expects import ExpectsPanel
+
+    init_pygame(True)
+    app = MonitorApp(decoding_engine, bank, Options(headless=True, lockstep=True, sessions=str(tmp_path), video=False))
+    panel = app.expects_panel
+    drawn = []
+    draw = panel._draw
+    panel._draw = lambda *args: (drawn.append(1), draw(*args))
+    try:
+        steps = 30
+        for step in range(steps):
+            if step == 12:
+                app.worker.request_decode("spike", app.data.last.record.z)  # a new comparison picture
+                app.data._spike_pending = (step, app.sim.current.frame)
+            if step == 20:
+                app.set_stream("zero")
+            app.sim_tick()
+            app.worker.wait_idle()
+            app.drain()
+            app.draw()
+            fresh = pygame.Surface(app.surface.get_size(), 0, app.surface)
+            ExpectsPanel(panel.rect, panel.count).draw(fresh, app.data, app.active_stream)
+            cached = pygame.surfarray.array3d(app.surface.subsurface(panel.rect))
+            assert np.array_equal(cached, pygame.surfarray.array3d(fresh.subsurface(panel.rect))), step
+        assert app.data.spike_view is not None and app.data.spike_view[0] == 12
+        assert 6 <= len(drawn) <= steps // 2  # renewed once per model step (and on the spike and the switch)
+    finally:
+        app.close()
+
+
 def test_plan_mode_draws_the_decoded_end_of_the_chosen_plan_next_to_the_goal(decoding_engine, bank, tmp_path):
     import pygame
 

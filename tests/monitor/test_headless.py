@@ -1,4 +1,5 @@
-"""A lockstep headless run: the video has one frame per env step, and the log's numbers are LatentStream's."""
+"""A lockstep headless run: the video has one frame per env step, the log's numbers are LatentStream's, and the
+nearest expert frames shown are those of the current look-ahead."""
 import numpy as np
 
 from lewm.stream import LatentStream
@@ -74,3 +75,17 @@ def test_replaying_a_dataset_episode_feeds_its_frames_and_actions_to_the_end(mak
     np.testing.assert_allclose(column(rows[:-1], "surprise"), want, atol=1e-6, equal_nan=True)
     replay.reset()
     assert replay.i == 0 and not replay.finished
+
+
+def test_the_nearest_expert_frames_are_always_those_of_the_shown_look_ahead(make_app, bank):
+    app = make_app(video=False, session=False)
+    seen = set()
+    for _ in range(STEPS):
+        app.sim_tick()
+        app.worker.wait_idle()
+        app.drain()
+        lookahead = app.data.last.record.lookahead
+        if lookahead is not None:
+            seen.add(id(lookahead))
+            assert app.data.lookahead_thumbs == bank.nearest(lookahead).tolist()
+    assert len(seen) >= 3  # renewed several times over the run

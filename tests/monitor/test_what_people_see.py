@@ -1,5 +1,6 @@
 """What the panels show, read from their pixels: the surprise axis does not move when a spike arrives, a short
-run fills the time axis, and headless videos carry no window-only fields (fps, REC, the help hint)."""
+run fills the time axis, headless videos carry no window-only fields (fps, REC, the help hint), and the scene is
+the model's own frame, each of its pixels a block of window pixels."""
 import numpy as np
 import pygame
 import pytest
@@ -61,6 +62,19 @@ def test_headless_videos_show_no_window_only_fields(make_app):
     ink = np.flatnonzero((row != (232, 232, 238)).any(axis=1))
     assert ink.max() < 1280 - 8
     window.stop_recording()
+
+
+def test_the_scene_panel_shows_the_models_frame_pixel_for_pixel():
+    from monitor.panels.scene import ScenePanel
+
+    frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)  # every pixel its own colour
+    panel = ScenePanel(pygame.Rect(8, 8, 400, 420), image_px=96)
+    surface = pygame.Surface((420, 440))
+    panel.draw(surface, frame, "title", 0)
+    shown = pygame.surfarray.array3d(surface.subsurface(panel.image)).transpose(1, 0, 2)  # (y, x, RGB)
+    expected = frame.repeat(3, axis=0).repeat(3, axis=1)
+    inside = (slice(1, -1), slice(1, -1))  # inside the 1 px border
+    assert np.array_equal(shown[inside], expected[inside])
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,24 @@ from scenes.render import LIGHT_GREEN, WHITE, draw_state
 STATE = np.array([100.0, 400.0, 380.0, 120.0, 0.3, 0.0, 0.0])
 
 
+@pytest.mark.parametrize("size", [64, 96, 128, 224, 512])
+def test_frame_is_the_canvas_area_averaged_to_its_size(size):
+    """The frame is the 512 px canvas's RGB, area-averaged by OpenCV: the pixels every dataset was drawn with."""
+    import cv2
+    import pygame
+
+    from scenes.render import draw_canvas
+
+    rng = np.random.default_rng(size)
+    for i in range(20):
+        state = np.array([*rng.uniform(20, 490, 4), rng.uniform(-7, 7), 0.0, 0.0])
+        color = (200, 30, 40) if i % 2 else None
+        canvas = np.frombuffer(pygame.image.tobytes(draw_canvas(state, color), "RGB"), np.uint8).reshape(512, 512, 3)
+        expected = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA) if size != 512 else canvas
+        frame = draw_state(state, size, block_color=color)
+        assert frame.flags.c_contiguous and frame.flags.writeable and np.array_equal(frame, expected)
+
+
 @pytest.mark.parametrize("size", [64, 224])
 def test_frame_has_the_reference_look(size):
     frame = draw_state(STATE, size)

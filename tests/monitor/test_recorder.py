@@ -1,0 +1,47 @@
+"""The recorder hands ffmpeg the drawn pixels as they are, whatever the surface's layout, and the video shows the
+window as drawn (within what H.264 at yuv420p loses), encoded with the monitor's x264 settings."""
+import imageio_ffmpeg
+import numpy as np
+import pygame
+
+from monitor.recorder import ENCODER_PARAMS, MASKS, Recorder
+
+W, H = 64, 48
+
+
+def _bgr(frame: bytes) -> np.ndarray:
+    """(H, W, 3) RGB of a raw bgr0 frame."""
+    return np.frombuffer(frame, np.uint8).reshape(H, W, 4)[..., 2::-1]
+
+
+def test_every_surface_layout_is_handed_over_as_the_same_pixels(tmp_path):
+    picture = np.random.default_rng(0).integers(0, 256, (W, H, 3), np.uint8)
+    surfaces = [pygame.Surface((W, H), 0, 32, MASKS), pygame.Surface((W, H), 0, 24),
+                pygame.Surface((W, H), 0, 32, (0xFF, 0xFF00, 0xFF0000, 0)), pygame.Surface((2 * W, 2 * H), 0, 32, MASKS)]
+    recorder = Recorder(tmp_path / "v.mp4", (W, H), 10)
+    try:
+        for surface in surfaces:
+            shown = picture.repeat(2, 0).repeat(2, 1) if surface.get_width() == 2 * W else picture
+            pygame.surfarray.blit_array(surface, shown)
+            assert np.array_equal(_bgr(recorder.frame_bytes(surface)), picture.transpose(1, 0, 2))
+    finally:
+        recorder.close()
+
+
+def test_the_video_shows_the_drawn_window(make_app):
+    app = make_app(steps=12)  # headless, lockstep, recording
+    drawn = []
+    add = app.recorder.add
+    app.recorder.add = lambda surface: (drawn.append(pygame.surfarray.array3d(surface).transpose(1, 0, 2)),
+                                        add(surface))
+    app.run_headless(12)
+    video = app.close()["video"]
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    frames = [np.frombuffer(f, np.uint8).reshape(meta["size"][1], meta["size"][0], 3) for f in reader]
+    assert len(frames) == len(drawn) == 12 and frames[0].shape == drawn[0].shape
+    for seen, made in zip(frames, drawn):
+        mse = np.mean((seen.astype(np.float64) - made) ** 2)
+        assert 10 * np.log10(255 ** 2 / mse) > 28  # dB; the text's colour edges lose most (4:2:0 chroma)
+    settings = video.read_bytes()
+    assert all(f"{setting}".encode() in settings for setting in ENCODER_PARAMS.split(":"))  # x264 writes its options
