@@ -29,6 +29,18 @@ EXPERT_STEPS = 300  # longest expert episode played for trials
 DONE_COVERAGE = 0.95  # the expert has finished once the block covers this much of the goal
 
 
+DEFINITIONS = {
+    "success": "share of trials in which the method brought agent and block within 20 units of the goal state's "
+               "positions and the block angle within pi/9 at some env step within the budget; interval_95: Wilson",
+    "plan_time_s": "wall time of each CEM plan (all iterations and the chosen plan's rollout), over every plan made",
+    "end_cost": "for each plan executed whole (receding horizon = horizon) that did not end in success first: "
+                "predicted, the squared L2 distance between its forecast end embedding and the goal frame's "
+                "embedding (the cost CEM minimised); realised, the same distance for the embedding of the frame "
+                "actually reached when it had been executed. Medians over those plans, and the median of their ratio",
+    "elite_cost_by_iteration": "per CEM iteration, the mean cost of the elites, median and quartiles over plans",
+}
+
+
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """The 95% Wilson score interval of a success rate."""
     if n == 0:
@@ -187,6 +199,7 @@ def summarise(trials: list[Trial], outcomes: dict[str, list[Outcome]]) -> dict:
     scored = [p for p in plans if p.realised_cost is not None]
     predicted, reached = np.array([p.cost for p in scored]), np.array([p.realised_cost for p in scored])
     return {
+        "definitions": DEFINITIONS,
         "success": rates,
         "plan_time_s": {"p50": float(np.percentile(seconds, 50)) if len(seconds) else None,
                         "p95": float(np.percentile(seconds, 95)) if len(seconds) else None,

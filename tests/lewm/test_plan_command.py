@@ -26,6 +26,7 @@ def test_lewm_plan_writes_success_rates_for_the_model_and_the_baselines(tiny_fol
                  "--iterations", "2", "--elites", "4"]) == 0
     report = json.loads((out / "plan.json").read_text())
     assert list(report["success"]) == ["model", "random", "do-nothing", "expert"]
+    assert {"success", "plan_time_s", "end_cost", "elite_cost_by_iteration"} <= set(report["definitions"])
     assert report["success"]["expert"]["success_rate"] == 1.0  # the protocol's upper bound holds
     for rate in report["success"].values():
         assert rate["trials"] == 2 and rate["interval_95"][0] <= rate["success_rate"] <= rate["interval_95"][1]
