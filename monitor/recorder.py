@@ -22,10 +22,10 @@ from pathlib import Path
 import pygame
 
 from scenes.errors import UserError
+from scenes.render import XRGB_MASKS
 
 QUEUE = 4  # frames waiting for the encoder at most
 PIXELS = "bgr0"  # how ffmpeg reads the bytes of a 32-bit XRGB surface (little-endian: B, G, R, unused)
-MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # the surface layout PIXELS names
 ENCODER_PARAMS = "subme=1:me=dia"  # x264: one sub-pixel refinement pass, diamond motion search
 
 
@@ -39,7 +39,7 @@ class Recorder:
         self._writer = None
         if self.path.is_dir():
             raise UserError(f"cannot record to {self.path}: it is a directory; give a file name")
-        self._canvas = pygame.Surface(size, 0, 32, MASKS)
+        self._canvas = pygame.Surface(size, 0, 32, XRGB_MASKS)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = imageio_ffmpeg.write_frames(
@@ -67,7 +67,7 @@ class Recorder:
         """The surface as the raw frame ffmpeg reads: its own bytes when they are laid out as PIXELS, unpadded."""
         if surface.get_size() != self.size:
             surface = pygame.transform.scale(surface, self.size)
-        if (surface.get_bitsize(), surface.get_masks(), surface.get_pitch()) != (32, MASKS, 4 * self.size[0]):
+        if (surface.get_bitsize(), surface.get_masks(), surface.get_pitch()) != (32, XRGB_MASKS, 4 * self.size[0]):
             self._canvas.blit(surface, (0, 0))
             surface = self._canvas
         return surface.get_buffer().raw

@@ -53,7 +53,7 @@ def _fat_segment(canvas: pygame.Surface, color, segment, radius: int) -> None:
 
 
 _canvas: pygame.Surface | None = None
-_XRGB = (0xFF0000, 0xFF00, 0xFF, 0)  # the canvas's usual pixel layout
+XRGB_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # 32-bit XRGB: the canvas's usual pixel layout
 
 
 def draw_canvas(state: np.ndarray, block_color=None) -> pygame.Surface:
@@ -82,7 +82,7 @@ def _canvas_rgb(canvas: pygame.Surface, size: int) -> np.ndarray:
     aliasing of the 4 px agent at 64 px. The canvas's own 32-bit pixels are resized where they are (each channel
     is averaged on its own, so the result is the same as resizing an RGB copy, without making one)."""
     layout = (canvas.get_bitsize(), canvas.get_masks(), canvas.get_pitch(), sys.byteorder)
-    if layout == (32, _XRGB, 4 * WORLD_SIZE, "little"):
+    if layout == (32, XRGB_MASKS, 4 * WORLD_SIZE, "little"):
         view = canvas.get_buffer()  # its bytes, row by row: B, G, R, unused
         bgrx = np.frombuffer(view, np.uint8).reshape(WORLD_SIZE, WORLD_SIZE, 4)
         small = cv2.resize(bgrx, (size, size), interpolation=cv2.INTER_AREA) if size != WORLD_SIZE else bgrx

@@ -66,10 +66,11 @@ class PlanOverlay:
 
     def _draw_thumb(self, surface: pygame.Surface, name: str, frame: np.ndarray, rect: pygame.Rect, colour,
                     label: str) -> None:
-        key = (frame.shape, hash(frame.tobytes()))
-        if self._thumbs.get(name, (None,))[0] != key:  # scaled once per new frame, not per window frame
+        # scaled once per new frame, not per window frame: the goal and the decoded end are replaced, never changed
+        # in place (LiveData, PlanDriver), so the array itself (kept here, so never recycled) is the key
+        if self._thumbs.get(name, (None,))[0] is not frame:
             img = style.frame_surface(frame)
-            self._thumbs[name] = (key, pygame.transform.smoothscale(img, rect.size))
+            self._thumbs[name] = (frame, pygame.transform.smoothscale(img, rect.size))
         surface.blit(self._thumbs[name][1], rect)
         pygame.draw.rect(surface, colour, rect.inflate(4, 4), 2)
         style.text(surface, label, (rect.centerx, rect.bottom + 4), 16, colour, "midtop")
