@@ -18,7 +18,8 @@ def _bgr(frame: bytes) -> np.ndarray:
 def test_every_surface_layout_is_handed_over_as_the_same_pixels(tmp_path):
     picture = np.random.default_rng(0).integers(0, 256, (W, H, 3), np.uint8)
     surfaces = [pygame.Surface((W, H), 0, 32, XRGB_MASKS), pygame.Surface((W, H), 0, 24),
-                pygame.Surface((W, H), 0, 32, (0xFF, 0xFF00, 0xFF0000, 0)), pygame.Surface((2 * W, 2 * H), 0, 32, XRGB_MASKS)]
+                pygame.Surface((W, H), 0, 32, (0xFF, 0xFF00, 0xFF0000, 0)),
+                pygame.Surface((2 * W, 2 * H), 0, 32, XRGB_MASKS)]
     recorder = Recorder(tmp_path / "v.mp4", (W, H), 10)
     try:
         for surface in surfaces:
