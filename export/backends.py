@@ -12,8 +12,9 @@ BACKENDS = ("torch", "onnx")
 
 def load_backend(model_dir: str | Path, backend: str = "torch", threads: int | None = None):
     """torch: lewm.torch_backend.TorchBackend on the weights; onnx: export.engine.OnnxEngine on the ONNX files.
-    `threads`: CPU threads for the backend (torch's intra-op threads, process-wide; ONNX Runtime's intra-op threads
-    of this engine); default: each backend's own (torch: all cores; the engine: 1, as the monitor runs it)."""
+    `threads`: CPU threads for the backend (torch's intra-op threads, process-wide; for the engine, the threads
+    that each run a slice of a call's batch); default: each backend's own (torch: all cores; the engine: 1, as the
+    monitor runs it)."""
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
     if backend == "torch":

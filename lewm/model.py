@@ -298,9 +298,10 @@ class LeWM(nn.Module):
         return self.encode(self.preprocess_frames(frames_uint8))
 
     def predict_next(self, z_window: Tensor, action_blocks: Tensor) -> Tensor:
-        """(B, T<=history, D) latents and (B, T, A) raw action blocks -> (B, D), the prediction after the last."""
+        """(B, T<=history, D) latents and (B, T, A) raw action blocks -> (B, D), the prediction after the last.
+        The same numbers as predict(...)[:, -1]; the projector runs on the last token only (the others are unused)."""
         act_emb = self.embed_actions(self.normalise_actions(action_blocks))
-        return self.predict(z_window, act_emb)[:, -1]
+        return self.pred_proj(self.predictor(z_window, act_emb)[:, -1])
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed frames first")
     parser.add_argument("--presets", default="paper",
                         help="comma-separated presets to run with random weights ('' for none)")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads for torch and ONNX Runtime alike")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads per backend (torch's intra-op threads; ONNX Runtime runs slices of each "
+                             "call's batch on them)")
     parser.add_argument("--torch-device", default="cpu",
                         help="device of the torch eager rows, e.g. cuda (ONNX Runtime picks its own provider)")
     parser.add_argument("--int8-cache", default=None, metavar="DIR",

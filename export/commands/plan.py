@@ -34,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="onnx (export.engine.OnnxEngine, the monitor's engine) or torch (the weights)")
     p.add_argument("--threads", type=int, default=default_threads(),
-                   help="CPU threads for the backend (ONNX Runtime's intra-op threads, or torch's); the default is "
-                        "every core this process may use")
+                   help="CPU threads for the backend (onnx: each call's batch of candidates is split across them; "
+                        "torch: its intra-op threads); the default is every core this process may use")
     p.add_argument("--force", action="store_true", help="overwrite OUT/plan.json and OUT/plan.png if they exist")
     p.add_argument("--goal-offset", type=int, default=GOAL_OFFSET, help="env steps from start to goal state")
     p.add_argument("--budget", type=int, default=BUDGET, help="env steps each method gets to reach the goal")

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch (the weights) or onnx (export.engine.OnnxEngine, the monitor's engine)")
     p.add_argument("--horizon", type=int, default=20, help="longest forecast, in model steps")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the backend (torch's, or ONNX Runtime's intra-op threads; default: the "
+                   help="CPU threads for the backend (torch's intra-op threads, or onnx's batch slices; default: the "
                         "backend's own: torch all cores, ONNX Runtime 1)")
     p.add_argument("--force", action="store_true", help="overwrite the probe's files in --out if they exist")
 

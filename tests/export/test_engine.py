@@ -32,7 +32,21 @@ def test_cpu_options(exported_tiny):
     options = engine._encoder.get_session_options()
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert OnnxEngine.from_folder(exported_tiny, threads=2)._encoder.get_session_options().intra_op_num_threads == 2
+    assert OnnxEngine.from_folder(exported_tiny, threads=2)._encoder.get_session_options().intra_op_num_threads == 1
+
+
+def test_threads_split_the_batch_and_keep_its_order(exported_tiny):
+    """threads=3 runs slices of each call's batch at once; the rows come back as one thread computes them."""
+    one, three = OnnxEngine.from_folder(exported_tiny), OnnxEngine.from_folder(exported_tiny, threads=3)
+    assert "3 thread(s) per call" in three.describe()
+    rng = np.random.default_rng(0)
+    for rows in (1, 2, 7):
+        frames = rng.integers(0, 256, (rows, 32, 32, 3), dtype=np.uint8)
+        z = rng.standard_normal((rows, 3, 32)).astype(np.float32)
+        a = rng.standard_normal((rows, 3, 10)).astype(np.float32)
+        np.testing.assert_allclose(three.encode(frames), one.encode(frames), atol=1e-6)
+        np.testing.assert_allclose(three.predict(z, a), one.predict(z, a), atol=1e-6)
+        assert three.predict(z, a).shape == (rows, 32)
 
 
 def test_missing_files_say_how_to_make_them(exported_tiny, copy_folder):

@@ -67,7 +67,7 @@ def test_lewm_plan_refuses_to_overwrite_an_earlier_report_unless_forced(tiny_fol
 def test_the_threads_option_reaches_the_onnx_engine(tiny_folder, tmp_path, capsys):
     assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--episodes", "1", "--samples", "8",
                  "--iterations", "1", "--elites", "2", "--threads", "2"]) == 0
-    assert "2 intra-op thread(s)" in json.loads((tmp_path / "plan.json").read_text())["engine"]
+    assert "2 thread(s) per call" in json.loads((tmp_path / "plan.json").read_text())["engine"]
     assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path / "b"), "--threads", "0"]) == 2
     assert "--threads must be at least 1" in capsys.readouterr().err
 
