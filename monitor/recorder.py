@@ -10,7 +10,8 @@ failure is one UserError, raised by the next add() or by close().
 
 The encoder is x264 at `veryfast` with the cheapest sub-pixel refinement and motion search (ENCODER_PARAMS): on
 the monitor's window (flat panels, thin lines, text) that takes about a quarter less of x264's time per frame
-than the preset alone, at the same size and fidelity to the drawn frames (BENCHMARKS.md).
+than the preset alone, at the same size and fidelity to the drawn frames (tools/bench_video_encoder.py measures
+it; BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -29,10 +30,32 @@ PIXELS = "bgr0"  # how ffmpeg reads the bytes of a 32-bit XRGB surface (little-e
 ENCODER_PARAMS = "subme=1:me=dia"  # x264: one sub-pixel refinement pass, diamond motion search
 
 
+def open_encoder(path: str | Path, size: tuple[int, int], fps: float, x264_params: str = ENCODER_PARAMS):
+    """A started imageio-ffmpeg writer of PIXELS frames to an H.264 mp4 at `path` (send(bytes) per frame)."""
+    import imageio_ffmpeg
+
+    writer = imageio_ffmpeg.write_frames(
+        str(path), size, fps=fps, codec="libx264", pix_fmt_in=PIXELS, pix_fmt_out="yuv420p", macro_block_size=1,
+        ffmpeg_log_level="quiet",
+        output_params=["-preset", "veryfast", "-x264-params", x264_params, "-crf", "23", "-threads", "1", "-f", "mp4"])
+    writer.send(None)  # start ffmpeg
+    return writer
+
+
+def frame_bytes(surface: pygame.Surface, canvas: pygame.Surface) -> bytes:
+    """The surface as the raw frame ffmpeg reads, of canvas's size: its own bytes when they are laid out as PIXELS,
+    unpadded; else blitted into the canvas (a 32-bit XRGB_MASKS surface) and the canvas's."""
+    size = canvas.get_size()
+    if surface.get_size() != size:
+        surface = pygame.transform.scale(surface, size)
+    if (surface.get_bitsize(), surface.get_masks(), surface.get_pitch()) != (32, XRGB_MASKS, 4 * size[0]):
+        canvas.blit(surface, (0, 0))
+        surface = canvas
+    return surface.get_buffer().raw
+
+
 class Recorder:
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float):
-        import imageio_ffmpeg
-
         self.path = Path(path)
         self.size = size
         self.frames = 0
@@ -42,12 +65,7 @@ class Recorder:
         self._canvas = pygame.Surface(size, 0, 32, XRGB_MASKS)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = imageio_ffmpeg.write_frames(
-                str(self.path), size, fps=fps, codec="libx264", pix_fmt_in=PIXELS, pix_fmt_out="yuv420p",
-                macro_block_size=1, ffmpeg_log_level="quiet",
-                output_params=["-preset", "veryfast", "-x264-params", ENCODER_PARAMS, "-crf", "23", "-threads", "1",
-                               "-f", "mp4"])
-            self._writer.send(None)  # start ffmpeg
+            self._writer = open_encoder(self.path, size, fps)
         except (OSError, RuntimeError):
             self._writer = None
             self._failed()
@@ -64,13 +82,7 @@ class Recorder:
         self.frames += 1
 
     def frame_bytes(self, surface: pygame.Surface) -> bytes:
-        """The surface as the raw frame ffmpeg reads: its own bytes when they are laid out as PIXELS, unpadded."""
-        if surface.get_size() != self.size:
-            surface = pygame.transform.scale(surface, self.size)
-        if (surface.get_bitsize(), surface.get_masks(), surface.get_pitch()) != (32, XRGB_MASKS, 4 * self.size[0]):
-            self._canvas.blit(surface, (0, 0))
-            surface = self._canvas
-        return surface.get_buffer().raw
+        return frame_bytes(surface, self._canvas)
 
     def close(self) -> Path:
         """Finalise the file; a failure of ffmpeg to write or finish it (a full disk) is a UserError."""
