@@ -8,8 +8,8 @@ frames behind, so no frame is ever dropped. close() finalises the file; the app 
 Ctrl-C and SIGTERM. When the file cannot be written (a full disk, a directory, no permission) ffmpeg ends and the
 failure is one UserError, raised by the next add() or by close().
 
-The encoder is x264 at `veryfast` with the cheapest sub-pixel refinement and motion search (ENCODER_PARAMS): on
-the monitor's window (flat panels, thin lines, text) that takes about a quarter less of x264's time per frame
+The encoder is x264 at `veryfast` with whole-pixel motion vectors and the cheapest motion search (ENCODER_PARAMS):
+on the monitor's window (flat panels, thin lines, text) that takes about a fifth less of ffmpeg's time per frame
 than the preset alone, at the same size and fidelity to the drawn frames (tools/bench_video_encoder.py measures
 it; BENCHMARKS.md).
 """
@@ -27,7 +27,7 @@ from scenes.render import XRGB_MASKS
 
 QUEUE = 4  # frames waiting for the encoder at most
 PIXELS = "bgr0"  # how ffmpeg reads the bytes of a 32-bit XRGB surface (little-endian: B, G, R, unused)
-ENCODER_PARAMS = "subme=1:me=dia"  # x264: one sub-pixel refinement pass, diamond motion search
+ENCODER_PARAMS = "subme=0:me=dia"  # x264: whole-pixel motion only, diamond motion search
 
 
 def open_encoder(path: str | Path, size: tuple[int, int], fps: float, x264_params: str = ENCODER_PARAMS):

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SETTINGS = {  # name -> x264 parameters (after `-preset veryfast`)
     "recorder": None,  # monitor.recorder.ENCODER_PARAMS, whatever it is now
     "preset only": "",
-    "subme=0:me=dia": "subme=0:me=dia",  # whole-pixel motion only
+    "subme=1:me=dia": "subme=1:me=dia",  # one sub-pixel refinement pass (the recorder's until 2026-12-02)
 }
 
 
