@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,6 +87,13 @@ class OnnxEngine:
         log.info("%s", engine.describe())
         return engine
 
+    def with_threads(self, threads: int) -> OnnxEngine:
+        """The same model with each call's batch split over `threads` threads. It shares this engine's sessions
+        (ONNX Runtime runs a session from several threads at once), so it costs no loading: the monitor plans with
+        every core while its stream keeps one."""
+        return OnnxEngine(self.config, self._encoder, self._predictor, precision=self.precision, folder=self.folder,
+                          decoder=self._decoder, threads=threads)
+
     def describe(self) -> str:
         where = f" from {self.folder}" if self.folder else ""
         threads = f", {self.threads} thread(s) per call" if self.provider == CPU else ""
@@ -154,6 +162,11 @@ class OnnxEngine:
         binding.bind_output(output, "cuda")
         session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), where the platform says; else os.cpu_count()."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------------- sessions

@@ -24,6 +24,7 @@ import numpy as np
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
+from export.engine import available_cores  # noqa: E402
 from lewm.stream import ACTION_STREAMS, LatentStream  # noqa: E402
 from monitor import controls  # noqa: E402
 from monitor.live import LiveData  # noqa: E402
@@ -135,7 +136,9 @@ class MonitorApp:
         self.surprise_panel = SurprisePanel(pygame.Rect(416, 8, 856, 206))
         self.horizon_panel = HorizonPanel(pygame.Rect(416, 222, 420, 206))
         self.pca_panel = PCAPanel(pygame.Rect(844, 222, 428, 206), bank)
-        self.plan = PlanDriver(engine, options.plan, pca=bank.pca, lockstep=self.worker.lockstep)
+        # plans get every core (a plan's calls split their 300 candidates over them), the stream keeps one
+        self.plan = PlanDriver(engine.with_threads(available_cores()), options.plan, pca=bank.pca,
+                               lockstep=self.worker.lockstep)
         self.plan_overlay = PlanOverlay(self.scene_panel.image)
         self.replayed_plan = None  # (PlanView, goal frame, goal PCA) of the newest plan a replayed session made
         self.status = StatusLine(pygame.Rect(0, 694, SIZE[0], 26))

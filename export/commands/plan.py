@@ -13,14 +13,8 @@ import argparse
 HELP = "evaluate goal-reaching by CEM planning on PushT (success rates, plan times)"
 
 
-def default_threads() -> int:
-    """The cores this process may run on (its CPU affinity), where the platform says; else os.cpu_count()."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from export.engine import available_cores
     from lewm.planner import CEMSettings
     from lewm.planning_eval import BUDGET, GOAL_OFFSET
 
@@ -33,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="first held-out expert episode seed (the training data uses seeds below 1,000,000)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="onnx (export.engine.OnnxEngine, the monitor's engine) or torch (the weights)")
-    p.add_argument("--threads", type=int, default=default_threads(),
+    p.add_argument("--threads", type=int, default=available_cores(),
                    help="CPU threads for the backend (onnx: each call's batch of candidates is split across them; "
                         "torch: its intra-op threads); the default is every core this process may use")
     p.add_argument("--force", action="store_true", help="overwrite OUT/plan.json and OUT/plan.png if they exist")

@@ -47,6 +47,9 @@ def test_threads_split_the_batch_and_keep_its_order(exported_tiny):
         np.testing.assert_allclose(three.encode(frames), one.encode(frames), atol=1e-6)
         np.testing.assert_allclose(three.predict(z, a), one.predict(z, a), atol=1e-6)
         assert three.predict(z, a).shape == (rows, 32)
+    view = one.with_threads(3)
+    assert view.threads == 3 and view._encoder is one._encoder and one.threads == 1
+    np.testing.assert_allclose(view.predict(z, a), one.predict(z, a), atol=1e-6)
 
 
 def test_missing_files_say_how_to_make_them(exported_tiny, copy_folder):

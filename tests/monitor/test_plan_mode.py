@@ -66,3 +66,12 @@ def test_goal_key_sets_the_goal_to_the_current_frame(make_app):
     assert np.array_equal(app.plan.goal_frame, app.sim.current.frame)
     assert not np.allclose(app.plan.z_goal, before)
     assert app.plan.mpc.needs_plan()  # a new goal: the next step plans afresh
+
+
+def test_plans_use_every_core_while_the_stream_keeps_one(make_app):
+    from export.engine import available_cores
+
+    app = make_app(scene="expert", mode="plan", plan=QUICK, session=False, video=False)
+    assert app.engine.threads == 1
+    assert app.plan.engine.threads == available_cores()
+    assert app.plan.engine._predictor is app.engine._predictor  # the same sessions, nothing loaded twice
