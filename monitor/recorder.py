@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 from pathlib import Path
 
@@ -28,17 +29,40 @@ from scenes.render import XRGB_MASKS
 QUEUE = 4  # frames waiting for the encoder at most
 PIXELS = "bgr0"  # how ffmpeg reads the bytes of a 32-bit XRGB surface (little-endian: B, G, R, unused)
 ENCODER_PARAMS = "subme=0:me=dia"  # x264: whole-pixel motion only, diamond motion search
+ENCODER_NICENESS = 10  # ffmpeg yields the cores to the monitor's threads (BENCHMARKS.md: +8-15% env steps/s)
 
 
 def open_encoder(path: str | Path, size: tuple[int, int], fps: float, x264_params: str = ENCODER_PARAMS):
-    """A started imageio-ffmpeg writer of PIXELS frames to an H.264 mp4 at `path` (send(bytes) per frame)."""
+    """A started imageio-ffmpeg writer of PIXELS frames to an H.264 mp4 at `path` (send(bytes) per frame). On Linux
+    ffmpeg runs at ENCODER_NICENESS: it takes the cores the monitor leaves, and the QUEUE bounds how far it lags."""
     import imageio_ffmpeg
 
     writer = imageio_ffmpeg.write_frames(
         str(path), size, fps=fps, codec="libx264", pix_fmt_in=PIXELS, pix_fmt_out="yuv420p", macro_block_size=1,
         ffmpeg_log_level="quiet",
         output_params=["-preset", "veryfast", "-x264-params", x264_params, "-crf", "23", "-threads", "1", "-f", "mp4"])
-    writer.send(None)  # start ffmpeg
+    if not sys.platform.startswith("linux"):  # elsewhere the niceness is the whole process's: leave it
+        writer.send(None)  # start ffmpeg
+        return writer
+    failure: list[BaseException] = []
+
+    def start_lowered() -> None:
+        """ffmpeg starts on the first send; a child inherits the niceness of the thread that starts it, and on
+        Linux raising it here affects this short-lived thread only, never the monitor's own threads."""
+        try:
+            os.nice(ENCODER_NICENESS)
+        except OSError:
+            pass
+        try:
+            writer.send(None)
+        except BaseException as err:  # raised in the caller's thread below
+            failure.append(err)
+
+    starter = threading.Thread(target=start_lowered, name="recorder-start")
+    starter.start()
+    starter.join()
+    if failure:
+        raise failure[0]
     return writer
 
 

@@ -1,10 +1,16 @@
 """The recorder hands ffmpeg the drawn pixels as they are, whatever the surface's layout, and the video shows the
 window as drawn (within what H.264 at yuv420p loses), encoded with the monitor's x264 settings."""
+import glob
+import os
+import sys
+import threading
+
 import imageio_ffmpeg
 import numpy as np
 import pygame
+import pytest
 
-from monitor.recorder import ENCODER_PARAMS, Recorder
+from monitor.recorder import ENCODER_NICENESS, ENCODER_PARAMS, Recorder
 from scenes.render import XRGB_MASKS
 
 W, H = 64, 48
@@ -47,3 +53,25 @@ def test_the_video_shows_the_drawn_window(make_app):
         assert 10 * np.log10(255 ** 2 / mse) > 28  # dB; the text's colour edges lose most (4:2:0 chroma)
     settings = video.read_bytes()
     assert all(f"{setting}".encode() in settings for setting in ENCODER_PARAMS.split(":"))  # x264 writes its options
+
+
+def _children() -> set[int]:
+    found = set()
+    for listing in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        found |= {int(pid) for pid in open(listing).read().split()}
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_encoder_yields_the_cores_to_the_monitor(tmp_path):
+    before = _children()
+    recorder = Recorder(tmp_path / "v.mp4", (W, H), 10)
+    try:
+        (ffmpeg,) = _children() - before
+        ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert os.getpriority(os.PRIO_PROCESS, ffmpeg) == min(ours + ENCODER_NICENESS, 19)
+        assert ours == os.getpriority(os.PRIO_PROCESS, os.getpid())  # the monitor's own threads keep theirs
+        recorder.add(pygame.Surface((W, H), 0, 32, XRGB_MASKS))
+    finally:
+        recorder.close()
+    assert recorder.frames == 1 and recorder.path.stat().st_size > 0
