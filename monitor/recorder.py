@@ -1,10 +1,10 @@
 """Recording a pygame surface to mp4 through imageio-ffmpeg (an ffmpeg process fed by a pipe).
 
 Apart from the loop and the panels: the app hands it a surface per frame. The frame is copied as raw 32-bit
-pixels (one memory copy of the surface's own bytes where it already has the layout ffmpeg is told, else a blit
-into a canvas that has it; no per-pixel conversion in Python: ffmpeg converts) and a feeder thread writes it to
-ffmpeg, so the loop never waits while ffmpeg encodes the frame before; it waits only when the encoder is QUEUE
-frames behind, so no frame is ever dropped. close() finalises the file; the app calls it on quit, window close,
+pixels into one of QUEUE buffers made at the start (one memory copy of the surface's own bytes where it already
+has the layout ffmpeg is told, else a blit into a canvas that has it; no per-pixel conversion in Python: ffmpeg
+converts) and a feeder thread writes it to ffmpeg, so the loop never waits while ffmpeg encodes the frame before; it
+waits only when the encoder is QUEUE frames behind, so no frame is ever dropped and the memory stays flat. close() finalises the file; the app calls it on quit, window close,
 Ctrl-C and SIGTERM. When the file cannot be written (a full disk, a directory, no permission) ffmpeg ends and the
 failure is one UserError, raised by the next add() or by close().
 
@@ -66,16 +66,21 @@ def open_encoder(path: str | Path, size: tuple[int, int], fps: float, x264_param
     return writer
 
 
-def frame_bytes(surface: pygame.Surface, canvas: pygame.Surface) -> bytes:
-    """The surface as the raw frame ffmpeg reads, of canvas's size: its own bytes when they are laid out as PIXELS,
-    unpadded; else blitted into the canvas (a 32-bit XRGB_MASKS surface) and the canvas's."""
+def frame_surface(surface: pygame.Surface, canvas: pygame.Surface) -> pygame.Surface:
+    """What ffmpeg reads of `surface`, at canvas's size: the surface itself when its bytes are laid out as PIXELS,
+    unpadded; else the canvas (a 32-bit XRGB_MASKS surface) with the surface drawn into it."""
     size = canvas.get_size()
     if surface.get_size() != size:
         surface = pygame.transform.scale(surface, size)
     if (surface.get_bitsize(), surface.get_masks(), surface.get_pitch()) != (32, XRGB_MASKS, 4 * size[0]):
         canvas.blit(surface, (0, 0))
         surface = canvas
-    return surface.get_buffer().raw
+    return surface
+
+
+def frame_bytes(surface: pygame.Surface, canvas: pygame.Surface) -> bytes:
+    """The raw frame ffmpeg reads of `surface` (a copy)."""
+    return frame_surface(surface, canvas).get_buffer().raw
 
 
 class Recorder:
@@ -93,7 +98,12 @@ class Recorder:
         except (OSError, RuntimeError):
             self._writer = None
             self._failed()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE)
+        # QUEUE frame buffers made once and reused: the frames waiting for ffmpeg never take more memory than
+        # these, however far behind it falls
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(QUEUE):
+            self._free.put(bytearray(4 * size[0] * size[1]))
+        self._queue: queue.Queue[bytearray | None] = queue.Queue()
         self._error: BaseException | None = None
         self._feeder = threading.Thread(target=self._feed, name="recorder", daemon=True)
         self._feeder.start()
@@ -102,7 +112,11 @@ class Recorder:
         if self._writer is None:
             return
         self._raise_error()
-        self._queue.put(self.frame_bytes(surface))
+        buffer = self._free.get()  # waits while QUEUE frames are still with the encoder
+        pixels = frame_surface(surface, self._canvas).get_buffer()
+        memoryview(buffer)[:] = pixels
+        del pixels  # unlocks the surface
+        self._queue.put(buffer)
         self.frames += 1
 
     def frame_bytes(self, surface: pygame.Surface) -> bytes:
@@ -132,6 +146,7 @@ class Recorder:
                     self._writer.send(frame)
                 except BaseException as err:  # surfaced to the loop by its next add() or close()
                     self._error = err
+            self._free.put(frame)
 
     def _raise_error(self) -> None:
         if self._error is not None:

@@ -75,3 +75,29 @@ def test_the_encoder_yields_the_cores_to_the_monitor(tmp_path):
     finally:
         recorder.close()
     assert recorder.frames == 1 and recorder.path.stat().st_size > 0
+
+
+def test_frames_waiting_for_the_encoder_reuse_a_fixed_set_of_buffers(tmp_path):
+    """However many frames pass, they travel in the same QUEUE buffers: the recorder's memory does not grow when
+    ffmpeg falls behind (it once held a fresh copy per waiting frame)."""
+    from monitor.recorder import QUEUE
+
+    recorder = Recorder(tmp_path / "v.mp4", (W, H), 10)
+    writer, sent = recorder._writer, []
+
+    class Watched:  # the writer, noting which buffer each frame came in
+        def send(self, frame):
+            sent.append((id(frame), _bgr(bytes(frame))[0, 0].tolist()))
+            return writer.send(frame)
+
+        def close(self):
+            return writer.close()
+
+    recorder._writer = Watched()
+    surface = pygame.Surface((W, H), 0, 32, XRGB_MASKS)
+    for i in range(30):
+        surface.fill((i, 2 * i, 3 * i))
+        recorder.add(surface)
+    recorder.close()
+    assert len(sent) == 30 and len({buffer for buffer, _ in sent}) <= QUEUE
+    assert [colour for _, colour in sent] == [[i, 2 * i, 3 * i] for i in range(30)]  # each frame as it was drawn
