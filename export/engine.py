@@ -10,7 +10,7 @@ On the CPU the sessions are tuned for a small shared machine: one intra-op threa
 spinning, sequential execution, all graph optimisations. With `threads` N > 1, a call's batch is cut into N slices
 run at once on N threads (rows are independent: frames in the encoder and decoder, candidates in the predictor).
 For these small graphs that beats ONNX Runtime's own intra-op threads: on 2 cores, a predictor call of 300
-candidates ran 1.82x faster than on one thread, against 1.11-1.54x with two intra-op threads (BENCHMARKS.md).
+candidates ran 1.8-1.9x faster than on one thread, against 1.1-1.5x with two intra-op threads (BENCHMARKS.md).
 """
 from __future__ import annotations
 
