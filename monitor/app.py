@@ -136,9 +136,11 @@ class MonitorApp:
         self.surprise_panel = SurprisePanel(pygame.Rect(416, 8, 856, 206))
         self.horizon_panel = HorizonPanel(pygame.Rect(416, 222, 420, 206))
         self.pca_panel = PCAPanel(pygame.Rect(844, 222, 428, 206), bank)
-        # plans get every core (a plan's calls split their 300 candidates over them), the stream keeps one
-        self.plan = PlanDriver(engine.with_threads(available_cores()), options.plan, pca=bank.pca,
-                               lockstep=self.worker.lockstep)
+        # In lockstep the simulator waits for each plan and nothing else runs meanwhile, so a plan's calls split
+        # their 300 candidates over every core; live, the window and the stream share the cores, where splitting
+        # made plans no faster and cost frames (BENCHMARKS.md), so plans keep one thread like the stream.
+        planning = engine.with_threads(available_cores()) if self.worker.lockstep else engine
+        self.plan = PlanDriver(planning, options.plan, pca=bank.pca, lockstep=self.worker.lockstep)
         self.plan_overlay = PlanOverlay(self.scene_panel.image)
         self.replayed_plan = None  # (PlanView, goal frame, goal PCA) of the newest plan a replayed session made
         self.status = StatusLine(pygame.Rect(0, 694, SIZE[0], 26))

@@ -68,10 +68,12 @@ def test_goal_key_sets_the_goal_to_the_current_frame(make_app):
     assert app.plan.mpc.needs_plan()  # a new goal: the next step plans afresh
 
 
-def test_plans_use_every_core_while_the_stream_keeps_one(make_app):
+def test_lockstep_plans_use_every_core_while_the_stream_keeps_one(make_app):
     from export.engine import available_cores
 
-    app = make_app(scene="expert", mode="plan", plan=QUICK, session=False, video=False)
+    app = make_app(scene="expert", mode="plan", plan=QUICK, session=False, video=False)  # headless: lockstep
     assert app.engine.threads == 1
     assert app.plan.engine.threads == available_cores()
     assert app.plan.engine._predictor is app.engine._predictor  # the same sessions, nothing loaded twice
+    live = make_app(scene="expert", mode="plan", plan=QUICK, session=False, headless=False, lockstep=False)
+    assert live.plan.engine.threads == 1  # the window and the stream need the other cores
