@@ -122,7 +122,7 @@ class MonitorApp:
         self.recorder: Recorder | None = None
         self.recordings = 0
         self.fps = 0.0
-        self._last_record = 0.0
+        self._next_record: float | None = None  # when the live recording's next video frame is due
         self._closed = False
         self._accum = 0.0
         self.t0 = time.perf_counter()
@@ -401,6 +401,7 @@ class MonitorApp:
             path = folder / name
         fps = SIM_HZ if self.options.headless else RECORD_FPS
         self.recorder = Recorder(path, SIZE, fps)
+        self._next_record = None
         if self.session is not None:
             self.session.add_video(Path(path))
 
@@ -411,12 +412,21 @@ class MonitorApp:
         return rec.close()
 
     def capture(self, force: bool = False) -> None:
+        """Headless (force): one video frame per call. Live: the video keeps real time at RECORD_FPS. Every frame
+        slot that has come due since the last call gets the window as it is now, so a slot is repeated when drawing
+        falls behind and the video never plays faster than the run; after a stall of over a second (the machine
+        suspended), the schedule starts again from now."""
         if self.recorder is None:
             return
-        now = time.perf_counter()
-        if force or now - self._last_record >= 1.0 / RECORD_FPS - 1e-4:
-            self._last_record = now
+        if force:
             self.recorder.add(self.surface)
+            return
+        now = time.perf_counter()
+        if self._next_record is None or now - self._next_record > 1.0:
+            self._next_record = now
+        while self._next_record <= now:
+            self.recorder.add(self.surface)
+            self._next_record += 1.0 / RECORD_FPS
 
     # ---------------------------------------------------------------- loops
     def run_headless(self, steps: int) -> dict:

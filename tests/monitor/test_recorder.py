@@ -10,7 +10,7 @@ import numpy as np
 import pygame
 import pytest
 
-from monitor.recorder import ENCODER_NICENESS, ENCODER_PARAMS, Recorder
+from monitor.recorder import ENCODER_NICENESS, ENCODER_PARAMS, Recorder, count_frames
 from scenes.render import XRGB_MASKS
 
 W, H = 64, 48
@@ -101,3 +101,24 @@ def test_frames_waiting_for_the_encoder_reuse_a_fixed_set_of_buffers(tmp_path):
     recorder.close()
     assert len(sent) == 30 and len({buffer for buffer, _ in sent}) <= QUEUE
     assert [colour for _, colour in sent] == [[i, 2 * i, 3 * i] for i in range(30)]  # each frame as it was drawn
+
+
+def test_a_live_recording_keeps_real_time(make_app, tmp_path, monkeypatch):
+    """A window drawn at about 60 fps with jitter, then at 10 fps, records RECORD_FPS video frames per second of the
+    run: slots are repeated when drawing is slow, never skipped (a recording once played 1.4x too fast)."""
+    import types
+
+    import monitor.app as monitor_app
+
+    app = make_app(headless=False, lockstep=False, session=False)
+    clock = [100.0]
+    monkeypatch.setattr(monitor_app, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    app.start_recording(str(tmp_path / "live.mp4"))
+    recorder = app.recorder
+    steps = np.concatenate([np.random.default_rng(0).uniform(0.0164, 0.0170, 180), np.full(20, 0.1)])
+    for step in steps:
+        app.capture()
+        clock[0] += step
+    app.capture()
+    assert abs(recorder.frames - (1 + steps.sum() * monitor_app.RECORD_FPS)) <= 1
+    assert count_frames(app.stop_recording()) == recorder.frames
