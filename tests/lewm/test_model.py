@@ -69,11 +69,14 @@ def test_adaln_zero_blocks_start_as_identity():
 
 
 def test_predict_next_z_scores_actions_and_takes_the_last_token(make_model):
+    """predict_next computes the last position alone in the last layer; it must equal the full pass's last token at
+    every window length."""
     model = make_model()
     z, raw = torch.randn(2, 3, 32), torch.randn(2, 3, 10)
     normalised = (raw - torch.tensor([0.1, -0.2] * 5)) / torch.tensor([0.5, 2.0] * 5)
-    expected = model.predict(z, model.embed_actions(normalised))[:, -1]
-    torch.testing.assert_close(model.predict_next(z, raw), expected)
+    for t in (1, 2, 3):
+        expected = model.predict(z[:, :t], model.embed_actions(normalised[:, :t]))[:, -1]
+        torch.testing.assert_close(model.predict_next(z[:, :t], raw[:, :t]), expected)
 
 
 def test_encode_frames_normalises_like_imagenet(make_model, make_frames):
