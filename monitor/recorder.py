@@ -15,6 +15,7 @@ it; BENCHMARKS.md).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -41,24 +42,21 @@ def open_encoder(path: str | Path, size: tuple[int, int], fps: float, x264_param
         str(path), size, fps=fps, codec="libx264", pix_fmt_in=PIXELS, pix_fmt_out="yuv420p", macro_block_size=1,
         ffmpeg_log_level="quiet",
         output_params=["-preset", "veryfast", "-x264-params", x264_params, "-crf", "23", "-threads", "1", "-f", "mp4"])
-    if not sys.platform.startswith("linux"):  # elsewhere the niceness is the whole process's: leave it
-        writer.send(None)  # start ffmpeg
-        return writer
     failure: list[BaseException] = []
 
-    def start_lowered() -> None:
-        """ffmpeg starts on the first send; a child inherits the niceness of the thread that starts it, and on
-        Linux raising it here affects this short-lived thread only, never the monitor's own threads."""
-        try:
-            os.nice(ENCODER_NICENESS)
-        except OSError:
-            pass
+    def start() -> None:
+        """ffmpeg starts on the first send, and a child inherits the niceness of the thread that starts it. On Linux
+        niceness is per thread, so raising it in this short-lived thread lowers ffmpeg alone, never the monitor's
+        threads; elsewhere it is the whole process's, so it is left as it is."""
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError):
+                os.nice(ENCODER_NICENESS)
         try:
             writer.send(None)
         except BaseException as err:  # raised in the caller's thread below
             failure.append(err)
 
-    starter = threading.Thread(target=start_lowered, name="recorder-start")
+    starter = threading.Thread(target=start, name="recorder-start")
     starter.start()
     starter.join()
     if failure:
@@ -118,9 +116,6 @@ class Recorder:
         del pixels  # unlocks the surface
         self._queue.put(buffer)
         self.frames += 1
-
-    def frame_bytes(self, surface: pygame.Surface) -> bytes:
-        return frame_bytes(surface, self._canvas)
 
     def close(self) -> Path:
         """Finalise the file; a failure of ffmpeg to write or finish it (a full disk) is a UserError."""

@@ -63,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
               else [args.probe])
     written = (["summary.json"] if args.probe == "all" else []) + [f"{name}.{ext}" for name in probes
                                                                    for ext in ("json", "png")]
+    out = Path(args.out)
     for name in written:  # before the probes run, not after
-        check_output_file(Path(args.out) / name, "--out", force=args.force)
+        check_output_file(out / name, "--out", force=args.force)
     settings = ProbeSettings(episodes=args.episodes, fit_episodes=args.fit_episodes, seed=args.seed,
                              steps=args.steps, dataset=args.dataset, horizon=args.horizon)
-    out = Path(args.out)
     if args.probe == "all":
         headline = run_all(model, settings, out, model_name=str(args.model), backend=args.backend,
                            pixel_decoder=pixel_decoder)
