@@ -2,7 +2,9 @@
 
 numpy + onnxruntime only (never torch, not even indirectly): the monitor serves the model with this.
 It answers like lewm.torch_backend.TorchBackend: encode(frames) -> z, predict(z_window, action_blocks) -> z_next;
-and, where the folder has a pixel decoder (decoder.onnx), a third call decode(z) -> frames (`has_decoder`).
+where the folder has a pixel decoder (decoder.onnx), a third call decode(z) -> frames (`has_decoder`); and where
+it has the planner's rollout graph (rollout.onnx, fp32), rollout(z_context, action_blocks) -> the latents after
+each block, for the one context length and horizon it was exported for (`fits_rollout`).
 
 Execution providers are tried in the order TensorRT, CUDA, CPU (those this onnxruntime build offers); one that fails
 to start is skipped with a warning, and the live one is `engine.provider` (also in `describe()` and the log).
@@ -26,8 +28,9 @@ import numpy as np
 import onnxruntime as ort
 
 from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS,
-                          PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, WEIGHTS_KEY, baked_config, decoder_onnx_file, onnx_files,
-                          safetensors_problem, sha256_file)
+                          PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, ROLLOUT_INPUTS, ROLLOUT_OUTPUTS, WEIGHTS_KEY,
+                          baked_config, decoder_onnx_file, onnx_files, rollout_onnx_file, safetensors_problem,
+                          sha256_file)
 from lewm.config import ModelConfig
 from scenes.errors import UserError
 
@@ -42,7 +45,7 @@ PREFERRED = (TENSORRT, CUDA, CPU)
 class OnnxEngine:
     def __init__(self, config: ModelConfig, encoder: ort.InferenceSession, predictor: ort.InferenceSession,
                  precision: str = "fp32", folder: Path | None = None, decoder: ort.InferenceSession | None = None,
-                 threads: int = 1):
+                 threads: int = 1, rollout: ort.InferenceSession | None = None):
         self.config = config
         self.latent_dim = config.latent_dim
         self.history = config.history
@@ -53,6 +56,9 @@ class OnnxEngine:
         self._encoder = encoder
         self._predictor = predictor
         self._decoder = decoder
+        self._rollout = rollout
+        # (context, horizon) of the rollout graph: its inputs' fixed lengths
+        self.rollout_shape = None if rollout is None else _rollout_shape(rollout)
         self.provider = encoder.get_providers()[0]
         self.name = f"onnxruntime-{self.provider}"
         self._bind = self.provider in (CUDA, TENSORRT)  # IO binding: outputs allocated on the device, one copy back
@@ -81,8 +87,9 @@ class OnnxEngine:
         predictor, _ = _first_session(pred_path, [live], options)
         _check_graphs(folder, config, encoder, predictor, enc_path, pred_path)
         decoder = _decoder_session(folder, config, precision, live, options)
+        rollout = _rollout_session(folder, config, precision, live, options)
         engine = cls(config, encoder, predictor, precision=precision, folder=folder, decoder=decoder,
-                     threads=1 if threads is None else threads)
+                     threads=1 if threads is None else threads, rollout=rollout)
         engine.warm_up()
         log.info("%s", engine.describe())
         return engine
@@ -92,7 +99,7 @@ class OnnxEngine:
         (ONNX Runtime runs a session from several threads at once), so it costs no loading: the monitor plans with
         every core while its stream keeps one."""
         return OnnxEngine(self.config, self._encoder, self._predictor, precision=self.precision, folder=self.folder,
-                          decoder=self._decoder, threads=threads)
+                          decoder=self._decoder, threads=threads, rollout=self._rollout)
 
     def describe(self) -> str:
         where = f" from {self.folder}" if self.folder else ""
@@ -108,6 +115,10 @@ class OnnxEngine:
                      np.zeros((1, self.history, a), np.float32))
         if self.has_decoder:
             self.decode(np.zeros((1, self.latent_dim), np.float32))
+        if self.rollout_shape is not None:
+            context, horizon = self.rollout_shape
+            self.rollout(np.zeros((1, context, self.latent_dim), np.float32),
+                         np.zeros((1, context - 1 + horizon, a), np.float32))
 
     # ------------------------------------------------------------------ the two calls
     def encode(self, frames: np.ndarray) -> np.ndarray:
@@ -128,6 +139,25 @@ class OnnxEngine:
             raise ValueError(f"predict takes z_window (B, T<={self.history}, {self.latent_dim}) and action_blocks "
                              f"(B, T, {self.config.action_block_dim}); got {z.shape} and {a.shape}")
         return self._run(self._predictor, PREDICTOR_OUTPUTS[0], {PREDICTOR_INPUTS[0]: z, PREDICTOR_INPUTS[1]: a})
+
+    def fits_rollout(self, context: int, horizon: int) -> bool:
+        """Whether rollout() takes this many context latents and blocks to take (the rollout graph's shape)."""
+        return self.rollout_shape == (context, horizon)
+
+    def rollout(self, z_context: np.ndarray, action_blocks: np.ndarray) -> np.ndarray:
+        """(B, C, D) latents and (B, C - 1 + H, A) raw action blocks (those taken between the latents, then H to
+        take) -> (B, H, D): the latent predicted after each of the H blocks (predict on a sliding window, fused)."""
+        z = np.ascontiguousarray(z_context, dtype=np.float32)
+        a = np.ascontiguousarray(action_blocks, dtype=np.float32)
+        if self.rollout_shape is None:
+            raise UserError(f"this model folder has no rollout graph (rollout.onnx, fp32); run `lewm export --model "
+                            f"{self.folder or 'DIR'}` to make it")
+        context, horizon = self.rollout_shape
+        if z.shape[1:] != (context, self.latent_dim) or a.shape != (len(z), context - 1 + horizon,
+                                                                    self.config.action_block_dim):
+            raise ValueError(f"this rollout graph takes z_context (B, {context}, {self.latent_dim}) and action_blocks "
+                             f"(B, {context - 1 + horizon}, {self.config.action_block_dim}); got {z.shape} and {a.shape}")
+        return self._run(self._rollout, ROLLOUT_OUTPUTS[0], {ROLLOUT_INPUTS[0]: z, ROLLOUT_INPUTS[1]: a})
 
     @property
     def has_decoder(self) -> bool:
@@ -215,13 +245,15 @@ def _provider_chain(name: str, folder: Path) -> list:
     return [name] if name == CPU else [name, CPU]
 
 
-def _first_session(path: Path, candidates: list[str], options: ort.SessionOptions
+def _first_session(path: Path, candidates: list[str], options: ort.SessionOptions, disabled: Sequence[str] = ()
                    ) -> tuple[ort.InferenceSession, str]:
+    """The session of the first provider that starts; `disabled`: graph rewrites to leave out."""
     problems = []
     for name in candidates:
         try:
             chain = _provider_chain(name, path.parent)
-            session = ort.InferenceSession(str(path), sess_options=options, providers=chain)
+            leave_out = {"disabled_optimizers": list(disabled)} if disabled else {}
+            session = ort.InferenceSession(str(path), sess_options=options, providers=chain, **leave_out)
         except Exception as err:  # onnxruntime raises several types (Fail, RuntimeException, ...)
             problems.append(f"{name}: {err}")
             warnings.warn(f"{name} failed to start a session for {path.name} ({err}); trying the next provider",
@@ -263,6 +295,39 @@ def _decoder_session(folder: Path, config: ModelConfig, precision: str, provider
         raise UserError(f"the pixel decoder in {folder} does not match its config.json: " + "; ".join(problems)
                         + f"; re-export with `lewm export --model {folder}`")
     return session
+
+
+def _rollout_session(folder: Path, config: ModelConfig, precision: str, provider: str,
+                     options: ort.SessionOptions) -> ort.InferenceSession | None:
+    """The rollout graph's session (fp32 only; None where there is no rollout.onnx or another precision is asked
+    for: the planner then calls the predictor step by step). One that does not fit the config raises a UserError."""
+    path = rollout_onnx_file(folder)
+    if precision != "fp32" or not path.is_file():
+        return None
+    # On the CPU, the rollout's plans ran 10-15% faster without the fused SkipLayerNormalization (BENCHMARKS.md)
+    session, _ = _first_session(path, [provider], options, disabled=["SkipLayerNormFusion"] if provider == CPU else [])
+    names = ([a.name for a in session.get_inputs()], [a.name for a in session.get_outputs()])
+    problems = [] if names == (ROLLOUT_INPUTS, ROLLOUT_OUTPUTS) else [
+        f"{path.name} has inputs/outputs {names}, not {ROLLOUT_INPUTS}/{ROLLOUT_OUTPUTS}"]
+    if not problems:
+        z, a = (arg.shape for arg in session.get_inputs())
+        if not (isinstance(z[1], int) and isinstance(a[1], int) and a[1] >= z[1] and z[1] <= config.history):
+            problems.append(f"{path.name} takes z_context {z} and action_blocks {a}: not a fixed context of at "
+                            f"most history={config.history} latents with at least one block to take")
+        problems += _shape_problems(path.name, "z_context", "tensor(float)", [None, None, config.latent_dim],
+                                    session.get_inputs()[0].type, z)
+        problems += _shape_problems(path.name, "action_blocks", "tensor(float)",
+                                    [None, None, config.action_block_dim], session.get_inputs()[1].type, a)
+    problems += _baked_problems(path.name, session, config)
+    if problems:
+        raise UserError(f"the rollout graph in {folder} does not match its config.json: " + "; ".join(problems)
+                        + f"; re-export with `lewm export --model {folder}`")
+    return session
+
+
+def _rollout_shape(session: ort.InferenceSession) -> tuple[int, int]:
+    z, a = (arg.shape for arg in session.get_inputs())
+    return z[1], a[1] - z[1] + 1
 
 
 # ---------------------------------------------------------------------- does the folder's config match the graphs?

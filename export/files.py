@@ -16,6 +16,8 @@ ENCODER_INPUTS = ["frames"]
 ENCODER_OUTPUTS = ["z"]
 PREDICTOR_INPUTS = ["z_window", "action_blocks"]
 PREDICTOR_OUTPUTS = ["z_next"]
+ROLLOUT_INPUTS = ["z_context", "action_blocks"]
+ROLLOUT_OUTPUTS = ["z_future"]
 DECODER_INPUTS = ["z"]
 DECODER_OUTPUTS = ["frames", "frames_uint8"]  # the engine reads the second
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -40,6 +42,16 @@ def _suffix(precision: str) -> str:
         from scenes.errors import UserError
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     return "" if precision == "fp32" else f".{precision}"
+
+
+def rollout_onnx_file(folder: str | Path) -> Path:
+    """The planner's fused rollout graph (fp32 only): several predictor steps in one call."""
+    return Path(folder) / "rollout.onnx"
+
+
+def shared_weights_file(folder: str | Path) -> Path:
+    """The ONNX external-data file that holds the weights of predictor.onnx and rollout.onnx, each tensor once."""
+    return Path(folder) / "predictor.weights"
 
 
 def decoder_onnx_file(folder: str | Path, precision: str = "fp32") -> Path:

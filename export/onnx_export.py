@@ -1,9 +1,14 @@
-"""Model folder -> encoder.onnx + predictor.onnx, checked against torch before they are kept.
+"""Model folder -> encoder.onnx + predictor.onnx (+ rollout.onnx), checked against torch before they are kept.
 
 The graphs wrap exactly LeWM.encode_frames and LeWM.predict_next (the two inference calls), so the uint8 -> [0,1]
 -> mean/std normalisation of frames sits inside the encoder graph and the z-scoring of raw action blocks inside the
 predictor graph; resizing frames to image_size is the caller's job. Batch is dynamic in both; the predictor's window
-length T is dynamic from 1 to history. Each graph is one self-contained file (no external data).
+length T is dynamic from 1 to history. The encoder is one self-contained file.
+
+rollout.onnx wraps LeWM.rollout for the planner's default context and horizon (1 real latent, 5 blocks): a CEM
+iteration's whole rollout in one call, with the work a loop of predictor calls repeats left out. It is made of the
+predictor's weights, so predictor.onnx and rollout.onnx keep them in one shared file, predictor.weights (ONNX
+external data; export/shared_weights.py).
 """
 from __future__ import annotations
 
@@ -18,12 +23,15 @@ import numpy as np
 import torch
 
 from export.files import (CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
-                          WEIGHTS_KEY, baked_config, onnx_files, quiet_logger, remove_reduced_copies, sha256_file)
+                          ROLLOUT_INPUTS, ROLLOUT_OUTPUTS, WEIGHTS_KEY, baked_config, onnx_files, quiet_logger,
+                          remove_reduced_copies, rollout_onnx_file, sha256_file, shared_weights_file)
 from export.decoder_onnx import export_decoder, reduce_decoder
+from export.shared_weights import share_weights
 from lewm.checkpoint import CONFIG, WEIGHTS, load_model_folder, save_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, preset
 from lewm.decoder import has_decoder
 from lewm.model import LeWM
+from lewm.planner import CEMSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,15 @@ class _PredictNext(torch.nn.Module):
         return self.model.predict_next(z_window, action_blocks)
 
 
+class _Rollout(torch.nn.Module):
+    def __init__(self, model: LeWM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z_context: torch.Tensor, action_blocks: torch.Tensor) -> torch.Tensor:
+        return self.model.rollout(z_context, action_blocks)
+
+
 def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True, int8: bool = False) -> dict[str, Any]:
     """Write FOLDER/encoder.onnx and FOLDER/predictor.onnx, verify them against torch (ParityError and no files
     if they disagree by more than 1e-4), record an "onnx" section in FOLDER/config.json; return that section.
@@ -64,23 +81,32 @@ def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True
     model = load_model_folder(folder)
     config = model.config
     enc_path, pred_path = onnx_files(folder)
-    for path in (enc_path, pred_path):
+    roll_path, shared = rollout_onnx_file(folder), shared_weights_file(folder)
+    written = (enc_path, pred_path, roll_path, shared)
+    for path in written:
         path.unlink(missing_ok=True)
     remove_reduced_copies(folder)  # made from the previous graphs: remade below (int8) or by the command (fp16)
     with torch.no_grad():
-        exporter = _export_graphs(model, enc_path, pred_path, opset)
-    _stamp(enc_path, config, folder)
-    _stamp(pred_path, config, folder)
+        exporter = _export_graphs(model, enc_path, pred_path, roll_path, opset)
+    for path in (enc_path, pred_path, roll_path):
+        _stamp(path, config, folder)
+    sharing = share_weights([pred_path, roll_path], shared)
 
     section: dict[str, Any] = {
         "encoder": enc_path.name,
         "predictor": pred_path.name,
+        "rollout": {"file": roll_path.name, "context": ROLLOUT.context, "horizon": ROLLOUT.horizon},
+        "shared_weights": {"file": shared.name, "graphs": [pred_path.name, roll_path.name], **sharing},
         "opset": opset,
         "exporter": exporter,
         "inputs": {"encoder": {"frames": "uint8 (N, H, W, 3), H = W = image_size"},
                    "predictor": {"z_window": "float32 (B, T, latent_dim), 1 <= T <= history",
-                                 "action_blocks": "float32 (B, T, frameskip * action_dim), raw env actions"}},
-        "outputs": {"encoder": {"z": "float32 (N, latent_dim)"}, "predictor": {"z_next": "float32 (B, latent_dim)"}},
+                                 "action_blocks": "float32 (B, T, frameskip * action_dim), raw env actions"},
+                   "rollout": {"z_context": "float32 (B, context, latent_dim)",
+                               "action_blocks": "float32 (B, context - 1 + horizon, frameskip * action_dim), raw: "
+                                                "those taken between the context latents, then those to take"}},
+        "outputs": {"encoder": {"z": "float32 (N, latent_dim)"}, "predictor": {"z_next": "float32 (B, latent_dim)"},
+                    "rollout": {"z_future": "float32 (B, horizon, latent_dim), the latent after each block"}},
         "image_normalisation": "inside encoder graph (uint8 / 255, then image_mean / image_std); no resizing",
         "action_normalisation": "inside predictor graph",
         "weights_sha256": sha256_file(folder / WEIGHTS),
@@ -89,7 +115,7 @@ def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True
         try:
             section["verification"] = verify_parity(folder, model)
         except ParityError:
-            for path in (enc_path, pred_path):
+            for path in written:
                 path.unlink(missing_ok=True)
             raise
     config.extra["onnx"] = section
@@ -105,30 +131,35 @@ def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True
     return section
 
 
-def _export_graphs(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> str:
+def _export_graphs(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path, opset: int) -> str:
     """Export with the dynamo exporter; fall back to the legacy TorchScript exporter if dynamo fails."""
     try:
-        _export_dynamo(model, enc_path, pred_path, opset)
+        _export_dynamo(model, enc_path, pred_path, roll_path, opset)
         return f"torch.onnx dynamo (torch {torch.__version__})"
     except Exception as err:  # the exporter raises many kinds; any of them means: try the other one
         warnings.warn(f"dynamo ONNX export failed ({type(err).__name__}: {err}); using the legacy exporter")
-        for path in (enc_path, pred_path):
+        for path in (enc_path, pred_path, roll_path):
             path.unlink(missing_ok=True)
-        _export_legacy(model, enc_path, pred_path, opset)
+        _export_legacy(model, enc_path, pred_path, roll_path, opset)
         return f"torch.onnx legacy TorchScript (torch {torch.__version__})"
 
 
-def _examples(config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+ROLLOUT = CEMSettings()  # the rollout graph is made for the planner's default context and horizon
+
+
+def _examples(config: ModelConfig) -> tuple[torch.Tensor, ...]:
     b, t, s = EXAMPLE_BATCH, config.history, config.image_size
     frames = torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8)
     z = torch.randn(b, t, config.latent_dim)
     actions = torch.randn(b, t, config.action_block_dim)
-    return frames, z, actions
+    z_context = torch.randn(b, ROLLOUT.context, config.latent_dim)
+    plan = torch.randn(b, ROLLOUT.context - 1 + ROLLOUT.horizon, config.action_block_dim)
+    return frames, z, actions, z_context, plan
 
 
-def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> None:
+def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path, opset: int) -> None:
     config = model.config
-    frames, z, actions = _examples(config)
+    frames, z, actions, z_context, plan = _examples(config)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     steps = torch.export.Dim("T", min=1, max=config.history) if config.history > 1 else None
     window_dims = {0: batch, 1: steps} if steps is not None else {0: batch}
@@ -136,6 +167,8 @@ def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> 
         (_EncodeFrames(model).eval(), (frames,), enc_path, ENCODER_INPUTS, ENCODER_OUTPUTS, {"frames": {0: batch}}),
         (_PredictNext(model).eval(), (z, actions), pred_path, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
          {"z_window": window_dims, "action_blocks": window_dims}),
+        (_Rollout(model).eval(), (z_context, plan), roll_path, ROLLOUT_INPUTS, ROLLOUT_OUTPUTS,
+         {"z_context": {0: batch}, "action_blocks": {0: batch}}),
     ]
     for module, args, path, inputs, outputs, dynamic in jobs:
         chatter = io.StringIO()
@@ -147,8 +180,8 @@ def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> 
             raise RuntimeError(f"the exporter wrote no {path.name}; its output:\n{chatter.getvalue()}")
 
 
-def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> None:
-    frames, z, actions = _examples(model.config)
+def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path, opset: int) -> None:
+    frames, z, actions, z_context, plan = _examples(model.config)
     torch.onnx.export(_EncodeFrames(model).eval(), (frames,), str(enc_path), dynamo=False, opset_version=opset,
                       input_names=ENCODER_INPUTS, output_names=ENCODER_OUTPUTS,
                       dynamic_axes={"frames": {0: "batch"}, "z": {0: "batch"}})
@@ -156,6 +189,9 @@ def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> 
                       input_names=PREDICTOR_INPUTS, output_names=PREDICTOR_OUTPUTS,
                       dynamic_axes={"z_window": {0: "batch", 1: "T"}, "action_blocks": {0: "batch", 1: "T"},
                                     "z_next": {0: "batch"}})
+    torch.onnx.export(_Rollout(model).eval(), (z_context, plan), str(roll_path), dynamo=False, opset_version=opset,
+                      input_names=ROLLOUT_INPUTS, output_names=ROLLOUT_OUTPUTS,
+                      dynamic_axes={"z_context": {0: "batch"}, "action_blocks": {0: "batch"}, "z_future": {0: "batch"}})
 
 
 def stamp_onnx_file(path: Path, config: ModelConfig, weights_sha256: str | None) -> None:
@@ -183,7 +219,8 @@ def _stamp(path: Path, config: ModelConfig, folder: Path) -> None:
 def verify_parity(folder: str | Path, model: LeWM | None = None, tolerance: float = TOLERANCE,
                   seed: int = 0) -> dict[str, Any]:
     """Max |ORT - torch| over random uint8 frames, random latents and raw actions ~ N(mean, std), for
-    T = 1..history and batch 1 and 3. Raises ParityError beyond `tolerance`; returns the differences."""
+    T = 1..history and batch 1 and 3, and for the rollout graph where there is one. Raises ParityError beyond
+    `tolerance`; returns the differences."""
     from export.engine import OnnxEngine
     from lewm.torch_backend import TorchBackend
 
@@ -194,7 +231,8 @@ def verify_parity(folder: str | Path, model: LeWM | None = None, tolerance: floa
     rng = np.random.default_rng(seed)
     mean = np.tile(np.asarray(config.action_mean, np.float32), config.frameskip)
     std = np.tile(np.asarray(config.action_std, np.float32), config.frameskip)
-    encoder_diff, predictor_diff, per_t = 0.0, 0.0, {}
+    encoder_diff, predictor_diff, rollout_diff, per_t = 0.0, 0.0, 0.0, {}
+    fused = onnx_side.rollout_shape
     for batch in (1, 3):
         frames = rng.integers(0, 256, (batch, config.image_size, config.image_size, 3), dtype=np.uint8)
         encoder_diff = max(encoder_diff, _max_diff(onnx_side.encode(frames), torch_side.encode(frames)))
@@ -204,12 +242,20 @@ def verify_parity(folder: str | Path, model: LeWM | None = None, tolerance: floa
             diff = _max_diff(onnx_side.predict(z, actions), torch_side.predict(z, actions))
             per_t[str(t)] = max(per_t.get(str(t), 0.0), diff)
             predictor_diff = max(predictor_diff, diff)
+        if fused is not None:
+            context, horizon = fused
+            z = rng.standard_normal((batch, context, config.latent_dim)).astype(np.float32)
+            shape = (batch, context - 1 + horizon, config.action_block_dim)
+            actions = (mean + std * rng.standard_normal(shape)).astype(np.float32)
+            rollout_diff = max(rollout_diff, _max_diff(onnx_side.rollout(z, actions), torch_side.rollout(z, actions)))
     result = {"encoder_max_abs_diff": encoder_diff, "predictor_max_abs_diff": predictor_diff,
               "predictor_max_abs_diff_by_T": per_t, "batches": [1, 3], "tolerance": tolerance}
-    if not (encoder_diff <= tolerance and predictor_diff <= tolerance):  # also catches NaN
+    if fused is not None:
+        result["rollout_max_abs_diff"] = rollout_diff
+    if not (encoder_diff <= tolerance and predictor_diff <= tolerance and rollout_diff <= tolerance):  # and NaN
         raise ParityError(f"ONNX Runtime and torch disagree on {folder}: encoder max |diff| {encoder_diff:.3g}, "
-                          f"predictor max |diff| {predictor_diff:.3g} (by T: {per_t}); tolerance {tolerance:g}. "
-                          "The ONNX files were removed.")
+                          f"predictor max |diff| {predictor_diff:.3g} (by T: {per_t}), rollout max |diff| "
+                          f"{rollout_diff:.3g}; tolerance {tolerance:g}. The ONNX files were removed.")
     return result
 
 

@@ -189,16 +189,38 @@ class CausalSelfAttention(nn.Module):
         self.to_qkv = nn.Linear(d, 3 * inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, d), nn.Dropout(cfg.dropout))
 
-    def forward(self, x: Tensor, last_only: bool = False) -> Tensor:
+    def forward(self, x: Tensor, last_only: bool = False, cache: KVCache | None = None) -> Tensor:
         """(B, T, D) -> (B, T, D); with last_only, (B, 1, D): the last position's output alone (it sees every
-        position, so it needs no mask)."""
+        position, so it needs no mask). With a cache, x holds the positions after those whose keys and values the
+        cache holds (either all of a window, or one new position), and the cache keeps the new ones too."""
         b, t, _ = x.shape
         q, k, v = (part.view(b, t, self.heads, -1).transpose(1, 2) for part in self.to_qkv(self.norm(x)).chunk(3, dim=-1))
+        one_query = last_only or (cache is not None and cache.keys is not None)  # it sees every key: no mask
+        if cache is not None:
+            k, v = cache.extend(k, v)
         if last_only:
             q, t = q[:, :, -1:], 1
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                             is_causal=not last_only)
+                                             is_causal=not one_query)
         return self.to_out(out.transpose(1, 2).reshape(b, t, -1))
+
+
+class KVCache:
+    """The keys and values of the positions one attention layer has seen so far in a rollout: a window that only
+    grows (positions keep their place) lets each step compute its one new position alone."""
+
+    def __init__(self):
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+
+    def extend(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new positions' (B, heads, n, head_dim) keys and values; return all of them."""
+        if self.keys is not None:
+            if k.shape[2] != 1:
+                raise ValueError("after the first call, a cached attention takes one new position at a time")
+            k, v = torch.cat([self.keys, k], dim=2), torch.cat([self.values, v], dim=2)
+        self.keys, self.values = k, v
+        return k, v
 
 
 class FeedForward(nn.Module):
@@ -229,8 +251,12 @@ class AdaLNZeroBlock(nn.Module):
     def forward(self, x: Tensor, c: Tensor, last_only: bool = False) -> Tensor:
         """(B, T, D) tokens and conditions -> (B, T, D); with last_only, (B, 1, D): the last position alone (the
         others still give their keys and values)."""
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c).chunk(6, dim=-1)
-        attended = self.attn(self.norm1(x) * (1 + scale_a) + shift_a, last_only)
+        return self.modulated(x, self.adaLN_modulation(c), last_only)
+
+    def modulated(self, x: Tensor, modulation: Tensor, last_only: bool = False, cache: KVCache | None = None) -> Tensor:
+        """forward, given the conditions' (B, T, 6D) modulation (a rollout computes each action's once)."""
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation.chunk(6, dim=-1)
+        attended = self.attn(self.norm1(x) * (1 + scale_a) + shift_a, last_only, cache)
         if last_only:
             x, gate_a, shift_m, scale_m, gate_m = (v[:, -1:] for v in (x, gate_a, shift_m, scale_m, gate_m))
         x = x + gate_a * attended
@@ -245,8 +271,18 @@ class ConditionalTransformer(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor, last_only: bool = False) -> Tensor:
         """(B, T, D) -> (B, T, D), or (B, 1, D) with last_only: the last layer then computes the last position only."""
+        return self.modulated(x, self.modulations(c), last_only)
+
+    def modulations(self, c: Tensor) -> list[Tensor]:
+        """Each layer's (B, T, 6D) modulation of the conditions c (B, T, D)."""
+        return [layer.adaLN_modulation(c) for layer in self.layers]
+
+    def modulated(self, x: Tensor, modulations: list[Tensor], last_only: bool = False,
+                  caches: list[KVCache] | None = None) -> Tensor:
+        """forward, given the modulations; with caches (one per layer), x holds only positions after the cached."""
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x, c, last_only and i == len(self.layers) - 1)
+            x = layer.modulated(x, modulations[i], last_only and i == last, None if caches is None else caches[i])
         return self.norm(x)
 
 
@@ -315,6 +351,31 @@ class LeWM(nn.Module):
         last layer and the projector run on the last position only (about a tenth of a T = 3 call)."""
         act_emb = self.embed_actions(self.normalise_actions(action_blocks))
         return self.pred_proj(self.predictor(z_window, act_emb, last_only=True)[:, 0])
+
+    def rollout(self, z_context: Tensor, action_blocks: Tensor) -> Tensor:
+        """(B, C<=history, D) latents and (B, C - 1 + H, A) raw action blocks (the C - 1 taken between the latents,
+        then H to take) -> (B, H, D), the latent predicted after each of the H blocks.
+
+        The same numbers as H predict_next calls on a window of the newest `history` latents, real then predicted,
+        with less work: each block's modulations are computed once, and while the window grows (positions keep
+        their place) a step computes its one new position alone, the earlier ones' keys and values cached."""
+        transformer, positions, history = self.predictor.transformer, self.predictor.pos_embedding, self.config.history
+        modulations = transformer.modulations(self.embed_actions(self.normalise_actions(action_blocks)))
+        caches: list[KVCache] | None = [KVCache() for _ in transformer.layers]
+        window = new = z_context  # the window; its positions not yet seen by the caches
+        first = 0  # the index of the window's first position among the action blocks
+        predictions = []
+        for _ in range(action_blocks.shape[1] - z_context.shape[1] + 1):
+            t, n = window.shape[1], new.shape[1]
+            step = [m[:, first + t - n:first + t] for m in modulations]
+            z_next = self.pred_proj(transformer.modulated(new + positions[:, t - n:t], step, True, caches)[:, 0])
+            predictions.append(z_next)
+            if t < history:  # the window grows: only the new position is left to compute
+                window, new = torch.cat([window, z_next[:, None]], dim=1), z_next[:, None]
+            else:  # it slides: every position moves, so the whole window is computed again
+                window = new = torch.cat([window[:, 1:], z_next[:, None]], dim=1)
+                first, caches = first + 1, None
+        return torch.stack(predictions, dim=1)
 
 
 def count_parameters(module: nn.Module) -> int:

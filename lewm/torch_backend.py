@@ -1,6 +1,6 @@
 """The torch implementation of the two-call model interface (ARCHITECTURE.md) on numpy arrays.
 
-It calls LeWM.encode_frames / LeWM.predict_next, the same methods the ONNX export wraps,
+It calls LeWM.encode_frames / LeWM.predict_next (and LeWM.rollout), the same methods the ONNX export wraps,
 so both backends run one computation.
 """
 from __future__ import annotations
@@ -41,3 +41,14 @@ class TorchBackend:
         z = torch.from_numpy(np.ascontiguousarray(z_window, dtype=np.float32)).to(self.device)
         a = torch.from_numpy(np.ascontiguousarray(action_blocks, dtype=np.float32)).to(self.device)
         return self.model.predict_next(z, a).float().cpu().numpy()
+
+    def fits_rollout(self, context: int, horizon: int) -> bool:
+        """Any context of at most history latents and any horizon: torch runs LeWM.rollout as it is."""
+        return 1 <= context <= self.history and horizon >= 1
+
+    @torch.inference_mode()
+    def rollout(self, z_context: np.ndarray, action_blocks: np.ndarray) -> np.ndarray:
+        """(B, C, D) latents and (B, C - 1 + H, A) raw action blocks -> (B, H, D): the latent after each block."""
+        z = torch.from_numpy(np.ascontiguousarray(z_context, dtype=np.float32)).to(self.device)
+        a = torch.from_numpy(np.ascontiguousarray(action_blocks, dtype=np.float32)).to(self.device)
+        return self.model.rollout(z, a).float().cpu().numpy()

@@ -1,7 +1,8 @@
-"""Export a model folder to ONNX: FOLDER/encoder.onnx (uint8 frames -> z) and FOLDER/predictor.onnx (latent window +
-raw action blocks -> next latent), with the input normalisations inside the graphs. The files are checked against
-torch (max |difference| <= 1e-4 for T = 1..history, batch 1 and 3) and removed if they disagree; config.json gets an
-"onnx" section. A folder with a pixel decoder (`lewm train-decoder`) also gets decoder.onnx (latents -> frames), checked
+"""Export a model folder to ONNX: FOLDER/encoder.onnx (uint8 frames -> z), FOLDER/predictor.onnx (latent window +
+raw action blocks -> next latent) and FOLDER/rollout.onnx (the planner's rollout: a latent and 5 action blocks -> the
+5 latents after them, one call), with the input normalisations inside the graphs; the predictor and the rollout share
+their weights in FOLDER/predictor.weights. The files are checked against torch (max |difference| <= 1e-4 for
+T = 1..history and the rollout, batch 1 and 3) and removed if they disagree; config.json gets an "onnx" section. A folder with a pixel decoder (`lewm train-decoder`) also gets decoder.onnx (latents -> frames), checked
 the same way. --int8 also writes dynamically quantised copies for the CPU, --fp16 half-precision copies for the GPU.
 With --preset NAME --random-weights --out DIR it first makes a random-weight model folder of that preset
 (for benchmarks and parity checks)."""
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "export a model folder to ONNX (encoder.onnx, predictor.onnx), verified against torch"
+HELP = "export a model folder to ONNX (encoder.onnx, predictor.onnx, rollout.onnx), verified against torch"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,13 +61,14 @@ def run(args: argparse.Namespace) -> int:
     except ParityError as err:
         print(f"lewm export: FAILED: {err}")
         return 1
-    print(f"wrote {folder}/{section['encoder']} and {folder}/{section['predictor']} "
-          f"(opset {section['opset']}, {section['exporter']})")
+    print(f"wrote {folder}/{section['encoder']}, {folder}/{section['predictor']} and {folder}/"
+          f"{section['rollout']['file']} (opset {section['opset']}, {section['exporter']})")
     check = section.get("verification")
     if check:
         by_t = ", ".join(f"T={t}: {v:.2e}" for t, v in check["predictor_max_abs_diff_by_T"].items())
+        rollout = f", rollout {check['rollout_max_abs_diff']:.2e}" if "rollout_max_abs_diff" in check else ""
         print(f"ONNX Runtime vs torch, max |diff| (batch 1 and 3): encoder {check['encoder_max_abs_diff']:.2e}, "
-              f"predictor {check['predictor_max_abs_diff']:.2e} ({by_t}); tolerance {check['tolerance']:g}")
+              f"predictor {check['predictor_max_abs_diff']:.2e} ({by_t}){rollout}; tolerance {check['tolerance']:g}")
     if args.fp16:
         from export.quantize import convert_fp16_model_folder
         section = convert_fp16_model_folder(folder)

@@ -94,10 +94,10 @@ def test_provider_that_fails_to_start_is_skipped(exported_tiny, monkeypatch):
     """A provider the build lists but that cannot create a session (e.g. CUDA without its libraries)."""
     real_session = engine_module.ort.InferenceSession
 
-    def session(path, sess_options=None, providers=None):
+    def session(path, sess_options=None, providers=None, **options):
         if any("CUDA" in (p if isinstance(p, str) else p[0]) for p in providers):
             raise RuntimeError("CUDA driver not found (test)")
-        return real_session(path, sess_options=sess_options, providers=providers)
+        return real_session(path, sess_options=sess_options, providers=providers, **options)
 
     monkeypatch.setattr(engine_module.ort, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
@@ -105,6 +105,21 @@ def test_provider_that_fails_to_start_is_skipped(exported_tiny, monkeypatch):
     with pytest.warns(RuntimeWarning, match="failed to start"):
         engine = OnnxEngine.from_folder(exported_tiny)
     assert engine.provider == "CPUExecutionProvider"
+
+
+def test_the_rollout_graph_serves_its_own_shape_only(exported_tiny, copy_folder):
+    engine = OnnxEngine.from_folder(exported_tiny)
+    assert engine.rollout_shape == (1, 5) and engine.fits_rollout(1, 5)
+    assert not engine.fits_rollout(2, 5) and not engine.fits_rollout(1, 4)
+    assert engine.with_threads(2).fits_rollout(1, 5)
+    with pytest.raises(ValueError, match=r"z_context \(B, 1, 32\)"):
+        engine.rollout(np.zeros((2, 1, 32), np.float32), np.zeros((2, 4, 10), np.float32))
+    folder = copy_folder(exported_tiny)
+    (folder / "rollout.onnx").unlink()
+    bare = OnnxEngine.from_folder(folder)  # the predictor still loads: its weights are in predictor.weights
+    assert bare.rollout_shape is None and not bare.fits_rollout(1, 5)
+    with pytest.raises(UserError, match="no rollout graph"):
+        bare.rollout(np.zeros((2, 1, 32), np.float32), np.zeros((2, 5, 10), np.float32))
 
 
 def test_default_providers_on_this_machine_run_without_warnings(exported_tiny):

@@ -9,11 +9,26 @@ from export.onnx_export import ParityError, export_model_folder, make_random_mod
 from lewm.torch_backend import TorchBackend
 
 
-def test_export_writes_single_files_and_config_section(exported_tiny):
-    assert (exported_tiny / "encoder.onnx").is_file() and (exported_tiny / "predictor.onnx").is_file()
-    assert not list(exported_tiny.glob("*.data"))  # no external data
+def test_export_writes_the_files_and_config_section(exported_tiny):
+    import onnx
+
+    names = {"encoder.onnx", "predictor.onnx", "rollout.onnx", "predictor.weights"}
+    assert names <= {p.name for p in exported_tiny.iterdir()}
+    assert not list(exported_tiny.glob("*.data")) and not list(exported_tiny.glob("*.folded"))
+
+    def external(graph):
+        return {t.name for t in onnx.load(str(exported_tiny / graph), load_external_data=False).graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL}
+
+    assert not external("encoder.onnx")  # one self-contained file
     section = json.loads((exported_tiny / "config.json").read_text())["onnx"]
     assert section["encoder"] == "encoder.onnx" and section["predictor"] == "predictor.onnx"
+    assert section["rollout"] == {"file": "rollout.onnx", "context": 1, "horizon": 5}
+    # the predictor's and the rollout's weights are stored once, in the shared file
+    sharing = section["shared_weights"]
+    assert external("predictor.onnx") and external("rollout.onnx")
+    assert sharing["bytes_written"] == (exported_tiny / "predictor.weights").stat().st_size
+    assert sharing["bytes_written"] < 0.6 * sharing["bytes_held_by_graphs"], sharing
     assert section["opset"] == 18 and "dynamo" in section["exporter"]
     assert section["action_normalisation"] == "inside predictor graph"
     assert section["verification"]["predictor_max_abs_diff"] <= 1e-4
@@ -45,6 +60,10 @@ def test_parity_with_torch_every_window_length(exported_tiny, batch):
         ort_out, torch_out = onnx_side.predict(z, actions), torch_side.predict(z, actions)
         assert ort_out.shape == (batch, config.latent_dim) and ort_out.dtype == np.float32
         assert np.abs(ort_out - torch_out).max() <= 1e-4, f"T={t}"
+    z = rng.standard_normal((batch, 1, config.latent_dim)).astype(np.float32)
+    plan = (mean + std * rng.standard_normal((batch, 5, config.action_block_dim))).astype(np.float32)
+    ort_out, torch_out = onnx_side.rollout(z, plan), torch_side.rollout(z, plan)
+    assert ort_out.shape == (batch, 5, config.latent_dim) and np.abs(ort_out - torch_out).max() <= 1e-4
 
 
 def test_action_normalisation_is_inside_the_graph(exported_tiny):
@@ -89,7 +108,7 @@ def test_failed_verification_removes_the_files(tmp_path, monkeypatch):
     monkeypatch.setattr(onnx_export, "verify_parity", disagree)
     with pytest.raises(ParityError):
         export_model_folder(folder)
-    assert not (folder / "encoder.onnx").exists() and not (folder / "predictor.onnx").exists()
+    assert not [p.name for p in folder.iterdir() if p.suffix in (".onnx", ".weights")]
     assert "onnx" not in json.loads((folder / "config.json").read_text())
 
 

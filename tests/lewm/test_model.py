@@ -79,6 +79,25 @@ def test_predict_next_z_scores_actions_and_takes_the_last_token(make_model):
         torch.testing.assert_close(model.predict_next(z[:, :t], raw[:, :t]), expected)
 
 
+@pytest.mark.parametrize("context", [1, 2, 3])
+def test_rollout_is_predict_next_on_a_sliding_window(make_model, context):
+    """The fused rollout (cached keys and values while the window grows, each block's modulations once) gives the
+    latents of predict_next called step by step on the newest `history` latents, real then predicted."""
+    model = make_model()
+    torch.manual_seed(context)
+    z, blocks = torch.randn(4, context, 32), torch.randn(4, context - 1 + 5, 10)
+    window, taken, expected = list(z.unbind(1)), list(blocks[:, :context].unbind(1)), []
+    with torch.no_grad():
+        for h in range(5):
+            expected.append(model.predict_next(torch.stack(window, 1), torch.stack(taken, 1)))
+            window = (window + [expected[-1]])[-3:]
+            if h < 4:
+                taken = (taken + [blocks[:, context + h]])[-len(window):]
+        fused = model.rollout(z, blocks)
+    assert fused.shape == (4, 5, 32)
+    torch.testing.assert_close(fused, torch.stack(expected, 1), rtol=1e-5, atol=1e-5)
+
+
 def test_encode_frames_normalises_like_imagenet(make_model, make_frames):
     model = make_model()
     frames = make_frames(2)

@@ -67,6 +67,38 @@ def test_planner_batches_one_predictor_call_per_horizon_step(make_model):
     assert plan.cost == pytest.approx(((plan.end_latent - 1.0) ** 2).sum(), rel=1e-5)
 
 
+class CountingRollouts(CountingModel):
+    """A model with the fused rollout call; it counts those calls too."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.rollouts = []
+
+    def fits_rollout(self, context, horizon):
+        return self.inner.fits_rollout(context, horizon)
+
+    def rollout(self, z, a):
+        self.rollouts.append((z.shape, a.shape))
+        return self.inner.rollout(z, a)
+
+
+@pytest.mark.parametrize("context", [1, 3])
+def test_a_fused_rollout_makes_the_plan_the_steps_make(make_model, context):
+    """Where the model has a rollout call for the context and horizon, each iteration is one call, and the plan is
+    the one that predictor calls step by step give."""
+    backend = TorchBackend(make_model())
+    settings = CEMSettings(samples=40, iterations=3, elites=5, horizon=4, receding_horizon=2, context=context)
+    d, rng = backend.config.latent_dim, np.random.default_rng(5)
+    z, past = rng.standard_normal((context, d)).astype(np.float32), rng.standard_normal((context - 1, 10))
+    steps, fused = CountingModel(backend), CountingRollouts(backend)
+    by_steps = LatentPlanner(steps, settings).plan(z, past, np.ones(d), np.random.default_rng(0))
+    by_rollout = LatentPlanner(fused, settings).plan(z, past, np.ones(d), np.random.default_rng(0))
+    assert not fused.batches and [r[1] for r in fused.rollouts] == [(40, context + 3, 10)] * 3 + [(1, context + 3, 10)]
+    assert len(steps.batches) == 4 * 4
+    np.testing.assert_allclose(by_rollout.blocks, by_steps.blocks, atol=1e-5)
+    np.testing.assert_allclose(by_rollout.end_latent, by_steps.end_latent, atol=1e-5)
+
+
 def test_actions_are_mapped_back_with_the_model_statistics(make_model):
     planner = LatentPlanner(TorchBackend(make_model()))  # action_mean [0.1, -0.2], action_std [0.5, 2.0]
     raw = planner.to_raw(np.tile([[1.0, 0.1]], 5).reshape(1, 10))
