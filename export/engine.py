@@ -30,7 +30,7 @@ import onnxruntime as ort
 from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS,
                           PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, ROLLOUT_INPUTS, ROLLOUT_OUTPUTS, WEIGHTS_KEY,
                           baked_config, decoder_onnx_file, onnx_files, rollout_onnx_file, safetensors_problem,
-                          sha256_file)
+                          sha256_file, shared_weights_file)
 from lewm.config import ModelConfig
 from scenes.errors import UserError
 
@@ -78,7 +78,10 @@ class OnnxEngine:
             raise UserError(f"model folder not found: {folder}")
         config = ModelConfig.load(folder / "config.json")
         enc_path, pred_path = onnx_files(folder, precision)
-        missing = [p.name for p in (enc_path, pred_path) if not p.is_file()]
+        needed = [enc_path, pred_path]
+        if precision == "fp32" and config.extra.get("onnx", {}).get("shared_weights"):
+            needed.append(shared_weights_file(folder))  # where predictor.onnx keeps its weights
+        missing = [p.name for p in needed if not p.is_file()]
         if missing:
             raise UserError(f"model folder {folder} lacks {', '.join(missing)}: {_how_to_make(folder, precision)}")
         candidates = _candidates(providers)

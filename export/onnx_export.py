@@ -132,16 +132,46 @@ def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True
 
 
 def _export_graphs(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path, opset: int) -> str:
-    """Export with the dynamo exporter; fall back to the legacy TorchScript exporter if dynamo fails."""
+    """Export with the dynamo exporter; fall back to the legacy TorchScript exporter if dynamo fails. The rollout
+    graph goes the other way round (_export_rollout)."""
     try:
-        _export_dynamo(model, enc_path, pred_path, roll_path, opset)
-        return f"torch.onnx dynamo (torch {torch.__version__})"
+        _export_dynamo(model, enc_path, pred_path, opset)
+        exporter = f"torch.onnx dynamo (torch {torch.__version__})"
     except Exception as err:  # the exporter raises many kinds; any of them means: try the other one
         warnings.warn(f"dynamo ONNX export failed ({type(err).__name__}: {err}); using the legacy exporter")
-        for path in (enc_path, pred_path, roll_path):
+        for path in (enc_path, pred_path):
             path.unlink(missing_ok=True)
-        _export_legacy(model, enc_path, pred_path, roll_path, opset)
+        _export_legacy(model, enc_path, pred_path, opset)
+        exporter = f"torch.onnx legacy TorchScript (torch {torch.__version__})"
+    return f"{exporter}; rollout: {_export_rollout(model, roll_path, opset)}"
+
+
+def _export_rollout(model: LeWM, path: Path, opset: int) -> str:
+    """rollout.onnx by the TorchScript exporter, or by dynamo if that fails. TorchScript first, as the rollout's loop
+    of predictor steps is unrolled into the graph: on the tiny model TorchScript took 0.7 s and dynamo 12 s (which
+    made the test suite's exports three times slower), and its graph planned 5-10% faster (BENCHMARKS.md)."""
+    _, _, _, z_context, plan = _examples(model.config)
+    module = _Rollout(model).eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(module, (z_context, plan), str(path), dynamo=False, opset_version=opset,
+                              input_names=ROLLOUT_INPUTS, output_names=ROLLOUT_OUTPUTS,
+                              dynamic_axes={name: {0: "batch"} for name in ROLLOUT_INPUTS + ROLLOUT_OUTPUTS})
         return f"torch.onnx legacy TorchScript (torch {torch.__version__})"
+    except Exception as err:  # as above: any failure means try the other exporter
+        warnings.warn(f"TorchScript ONNX export of the rollout failed ({type(err).__name__}: {err}); using dynamo")
+        path.unlink(missing_ok=True)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), quiet_logger("torch.onnx"):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (z_context, plan), str(path), dynamo=True, external_data=False,
+                          opset_version=opset, input_names=ROLLOUT_INPUTS, output_names=ROLLOUT_OUTPUTS,
+                          dynamic_shapes={name: {0: batch} for name in ROLLOUT_INPUTS}, verbose=False)
+    if not path.is_file():
+        raise RuntimeError(f"the exporter wrote no {path.name}; its output:\n{chatter.getvalue()}")
+    return f"torch.onnx dynamo (torch {torch.__version__})"
 
 
 ROLLOUT = CEMSettings()  # the rollout graph is made for the planner's default context and horizon
@@ -157,9 +187,9 @@ def _examples(config: ModelConfig) -> tuple[torch.Tensor, ...]:
     return frames, z, actions, z_context, plan
 
 
-def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path, opset: int) -> None:
+def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> None:
     config = model.config
-    frames, z, actions, z_context, plan = _examples(config)
+    frames, z, actions, _, _ = _examples(config)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     steps = torch.export.Dim("T", min=1, max=config.history) if config.history > 1 else None
     window_dims = {0: batch, 1: steps} if steps is not None else {0: batch}
@@ -167,8 +197,6 @@ def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path
         (_EncodeFrames(model).eval(), (frames,), enc_path, ENCODER_INPUTS, ENCODER_OUTPUTS, {"frames": {0: batch}}),
         (_PredictNext(model).eval(), (z, actions), pred_path, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
          {"z_window": window_dims, "action_blocks": window_dims}),
-        (_Rollout(model).eval(), (z_context, plan), roll_path, ROLLOUT_INPUTS, ROLLOUT_OUTPUTS,
-         {"z_context": {0: batch}, "action_blocks": {0: batch}}),
     ]
     for module, args, path, inputs, outputs, dynamic in jobs:
         chatter = io.StringIO()
@@ -180,8 +208,8 @@ def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path
             raise RuntimeError(f"the exporter wrote no {path.name}; its output:\n{chatter.getvalue()}")
 
 
-def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path, opset: int) -> None:
-    frames, z, actions, z_context, plan = _examples(model.config)
+def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> None:
+    frames, z, actions, _, _ = _examples(model.config)
     torch.onnx.export(_EncodeFrames(model).eval(), (frames,), str(enc_path), dynamo=False, opset_version=opset,
                       input_names=ENCODER_INPUTS, output_names=ENCODER_OUTPUTS,
                       dynamic_axes={"frames": {0: "batch"}, "z": {0: "batch"}})
@@ -189,9 +217,6 @@ def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, roll_path: Path
                       input_names=PREDICTOR_INPUTS, output_names=PREDICTOR_OUTPUTS,
                       dynamic_axes={"z_window": {0: "batch", 1: "T"}, "action_blocks": {0: "batch", 1: "T"},
                                     "z_next": {0: "batch"}})
-    torch.onnx.export(_Rollout(model).eval(), (z_context, plan), str(roll_path), dynamo=False, opset_version=opset,
-                      input_names=ROLLOUT_INPUTS, output_names=ROLLOUT_OUTPUTS,
-                      dynamic_axes={"z_context": {0: "batch"}, "action_blocks": {0: "batch"}, "z_future": {0: "batch"}})
 
 
 def stamp_onnx_file(path: Path, config: ModelConfig, weights_sha256: str | None) -> None:

@@ -71,7 +71,7 @@ def cache_key(engine, episodes: int, steps: int) -> str:
     folder = getattr(engine, "folder", None)
     if folder is not None:
         for name in sorted(os.listdir(folder)):
-            if name.endswith(".onnx"):
+            if name.endswith((".onnx", ".weights")):
                 st = (Path(folder) / name).stat()
                 parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
     return "|".join(parts)

@@ -57,6 +57,9 @@ def test_missing_files_say_how_to_make_them(exported_tiny, copy_folder):
     (folder / "predictor.onnx").unlink()
     with pytest.raises(UserError, match=r"predictor.onnx.*lewm export --model"):
         OnnxEngine.from_folder(folder)
+    (folder / "predictor.weights").unlink()  # where predictor.onnx and rollout.onnx keep their weights
+    with pytest.raises(UserError, match=r"lacks predictor.onnx, predictor.weights: run `lewm export --model"):
+        OnnxEngine.from_folder(folder)
     with pytest.raises(UserError, match=r"--int8"):
         OnnxEngine.from_folder(exported_tiny, precision="int8")
     with pytest.raises(UserError, match="precision"):

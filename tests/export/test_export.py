@@ -29,7 +29,8 @@ def test_export_writes_the_files_and_config_section(exported_tiny):
     assert external("predictor.onnx") and external("rollout.onnx")
     assert sharing["bytes_written"] == (exported_tiny / "predictor.weights").stat().st_size
     assert sharing["bytes_written"] < 0.6 * sharing["bytes_held_by_graphs"], sharing
-    assert section["opset"] == 18 and "dynamo" in section["exporter"]
+    assert section["opset"] == 18 and section["exporter"].startswith("torch.onnx dynamo")
+    assert "rollout: torch.onnx legacy TorchScript" in section["exporter"]
     assert section["action_normalisation"] == "inside predictor graph"
     assert section["verification"]["predictor_max_abs_diff"] <= 1e-4
 
@@ -110,6 +111,26 @@ def test_failed_verification_removes_the_files(tmp_path, monkeypatch):
         export_model_folder(folder)
     assert not [p.name for p in folder.iterdir() if p.suffix in (".onnx", ".weights")]
     assert "onnx" not in json.loads((folder / "config.json").read_text())
+
+
+def test_the_rollout_falls_back_to_the_dynamo_exporter(tmp_path, monkeypatch):
+    """The rollout graph is made by the TorchScript exporter; where that fails, dynamo makes it, and it holds."""
+    import torch
+
+    real_export = torch.onnx.export
+
+    def export(module, *args, dynamo=True, **kwargs):
+        if not dynamo:
+            raise RuntimeError("TorchScript exporter unavailable (test)")
+        return real_export(module, *args, dynamo=dynamo, **kwargs)
+
+    folder = make_random_model_folder("tiny", tmp_path / "model")
+    monkeypatch.setattr(torch.onnx, "export", export)
+    with pytest.warns(UserWarning, match="using dynamo"):
+        section = export_model_folder(folder)
+    assert section["exporter"].endswith("rollout: torch.onnx dynamo (torch " + torch.__version__ + ")")
+    assert section["verification"]["rollout_max_abs_diff"] <= 1e-4
+    assert OnnxEngine.from_folder(folder).fits_rollout(1, 5)
 
 
 def test_export_command_random_weights(tmp_path, capsys):

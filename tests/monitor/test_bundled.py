@@ -34,7 +34,7 @@ def bundled_app(tmp_path):
     # A copy of what the engine reads: the reference bank's cache is written next to it, not into the source tree.
     model = tmp_path / "model"
     model.mkdir()
-    for name in ("config.json", "encoder.onnx", "predictor.onnx"):
+    for name in ("config.json", "encoder.onnx", "predictor.onnx", "predictor.weights"):
         shutil.copy2(BUNDLED / name, model / name)
     engine = OnnxEngine.from_folder(model)
     bank, where = load_or_build(engine, episodes=2, steps=40)
