@@ -156,10 +156,10 @@ class OnnxEngine:
             raise UserError(f"this model folder has no rollout graph (rollout.onnx, fp32); run `lewm export --model "
                             f"{self.folder or 'DIR'}` to make it")
         context, horizon = self.rollout_shape
-        if z.shape[1:] != (context, self.latent_dim) or a.shape != (len(z), context - 1 + horizon,
-                                                                    self.config.action_block_dim):
+        blocks = (context - 1 + horizon, self.config.action_block_dim)
+        if z.shape[1:] != (context, self.latent_dim) or a.shape != (len(z), *blocks):
             raise ValueError(f"this rollout graph takes z_context (B, {context}, {self.latent_dim}) and action_blocks "
-                             f"(B, {context - 1 + horizon}, {self.config.action_block_dim}); got {z.shape} and {a.shape}")
+                             f"(B, {blocks[0]}, {blocks[1]}); got {z.shape} and {a.shape}")
         return self._run(self._rollout, ROLLOUT_OUTPUTS[0], {ROLLOUT_INPUTS[0]: z, ROLLOUT_INPUTS[1]: a})
 
     @property

@@ -362,7 +362,7 @@ class LeWM(nn.Module):
         transformer, positions, history = self.predictor.transformer, self.predictor.pos_embedding, self.config.history
         modulations = transformer.modulations(self.embed_actions(self.normalise_actions(action_blocks)))
         caches: list[KVCache] | None = [KVCache() for _ in transformer.layers]
-        window = new = z_context  # the window; its positions not yet seen by the caches
+        window = new = z_context  # the latents the next prediction sees; `new`: those the caches have not seen
         first = 0  # the index of the window's first position among the action blocks
         predictions = []
         for _ in range(action_blocks.shape[1] - z_context.shape[1] + 1):

@@ -2,8 +2,9 @@
 raw action blocks -> next latent) and FOLDER/rollout.onnx (the planner's rollout: a latent and 5 action blocks -> the
 5 latents after them, one call), with the input normalisations inside the graphs; the predictor and the rollout share
 their weights in FOLDER/predictor.weights. The files are checked against torch (max |difference| <= 1e-4 for
-T = 1..history and the rollout, batch 1 and 3) and removed if they disagree; config.json gets an "onnx" section. A folder with a pixel decoder (`lewm train-decoder`) also gets decoder.onnx (latents -> frames), checked
-the same way. --int8 also writes dynamically quantised copies for the CPU, --fp16 half-precision copies for the GPU.
+T = 1..history and the rollout, batch 1 and 3) and removed if they disagree; config.json gets an "onnx" section. A
+folder with a pixel decoder (`lewm train-decoder`) also gets decoder.onnx (latents -> frames), checked the same way.
+--int8 also writes dynamically quantised copies for the CPU, --fp16 half-precision copies for the GPU.
 With --preset NAME --random-weights --out DIR it first makes a random-weight model folder of that preset
 (for benchmarks and parity checks)."""
 from __future__ import annotations
