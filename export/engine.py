@@ -108,7 +108,10 @@ class OnnxEngine:
         where = f" from {self.folder}" if self.folder else ""
         threads = f", {self.threads} thread(s) per call" if self.provider == CPU else ""
         decoder = ", with a pixel decoder" if self.has_decoder else ""
-        return f"ONNX Runtime {ort.__version__} on {self.provider} ({self.precision}{threads}{decoder}){where}"
+        rollout = "" if self.rollout_shape is None else ", a fused rollout of context {}, horizon {}".format(
+            *self.rollout_shape)
+        return (f"ONNX Runtime {ort.__version__} on {self.provider} ({self.precision}{threads}{decoder}{rollout})"
+                f"{where}")
 
     def warm_up(self) -> None:
         """One call of each graph (the first run allocates and, on GPUs, builds kernels)."""

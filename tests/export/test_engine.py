@@ -113,6 +113,7 @@ def test_provider_that_fails_to_start_is_skipped(exported_tiny, monkeypatch):
 def test_the_rollout_graph_serves_its_own_shape_only(exported_tiny, copy_folder):
     engine = OnnxEngine.from_folder(exported_tiny)
     assert engine.rollout_shape == (1, 5) and engine.fits_rollout(1, 5)
+    assert "a fused rollout of context 1, horizon 5" in engine.describe()
     assert not engine.fits_rollout(2, 5) and not engine.fits_rollout(1, 4)
     assert engine.with_threads(2).fits_rollout(1, 5)
     with pytest.raises(ValueError, match=r"z_context \(B, 1, 32\)"):
@@ -120,7 +121,7 @@ def test_the_rollout_graph_serves_its_own_shape_only(exported_tiny, copy_folder)
     folder = copy_folder(exported_tiny)
     (folder / "rollout.onnx").unlink()
     bare = OnnxEngine.from_folder(folder)  # the predictor still loads: its weights are in predictor.weights
-    assert bare.rollout_shape is None and not bare.fits_rollout(1, 5)
+    assert bare.rollout_shape is None and not bare.fits_rollout(1, 5) and "fused rollout" not in bare.describe()
     with pytest.raises(UserError, match="no rollout graph"):
         bare.rollout(np.zeros((2, 1, 32), np.float32), np.zeros((2, 5, 10), np.float32))
 
