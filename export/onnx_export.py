@@ -44,6 +44,8 @@ class ParityError(RuntimeError):
     """ONNX Runtime and torch disagree on the exported graphs beyond the tolerance."""
 
 
+# One module per inference method: the exporters trace a module's forward, and dynamo matches dynamic_shapes to the
+# names of its arguments.
 class _EncodeFrames(torch.nn.Module):
     def __init__(self, model: LeWM):
         super().__init__()
@@ -163,14 +165,8 @@ def _export_rollout(model: LeWM, path: Path, opset: int) -> str:
         warnings.warn(f"TorchScript ONNX export of the rollout failed ({type(err).__name__}: {err}); using dynamo")
         path.unlink(missing_ok=True)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    chatter = io.StringIO()
-    with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), quiet_logger("torch.onnx"):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (z_context, plan), str(path), dynamo=True, external_data=False,
-                          opset_version=opset, input_names=ROLLOUT_INPUTS, output_names=ROLLOUT_OUTPUTS,
-                          dynamic_shapes={name: {0: batch} for name in ROLLOUT_INPUTS}, verbose=False)
-    if not path.is_file():
-        raise RuntimeError(f"the exporter wrote no {path.name}; its output:\n{chatter.getvalue()}")
+    _dynamo_export(module, (z_context, plan), path, ROLLOUT_INPUTS, ROLLOUT_OUTPUTS,
+                   {name: {0: batch} for name in ROLLOUT_INPUTS}, opset)
     return f"torch.onnx dynamo (torch {torch.__version__})"
 
 
@@ -193,28 +189,31 @@ def _export_dynamo(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> 
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     steps = torch.export.Dim("T", min=1, max=config.history) if config.history > 1 else None
     window_dims = {0: batch, 1: steps} if steps is not None else {0: batch}
-    jobs = [
-        (_EncodeFrames(model).eval(), (frames,), enc_path, ENCODER_INPUTS, ENCODER_OUTPUTS, {"frames": {0: batch}}),
-        (_PredictNext(model).eval(), (z, actions), pred_path, PREDICTOR_INPUTS, PREDICTOR_OUTPUTS,
-         {"z_window": window_dims, "action_blocks": window_dims}),
-    ]
-    for module, args, path, inputs, outputs, dynamic in jobs:
-        chatter = io.StringIO()
-        with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), quiet_logger("torch.onnx"):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, args, str(path), dynamo=True, external_data=False, opset_version=opset,
-                              input_names=inputs, output_names=outputs, dynamic_shapes=dynamic, verbose=False)
-        if not path.is_file():
-            raise RuntimeError(f"the exporter wrote no {path.name}; its output:\n{chatter.getvalue()}")
+    _dynamo_export(_EncodeFrames(model).eval(), (frames,), enc_path, ENCODER_INPUTS, ENCODER_OUTPUTS,
+                   {"frames": {0: batch}}, opset)
+    _dynamo_export(_PredictNext(model).eval(), (z, actions), pred_path, PREDICTOR_INPUTS,
+                   PREDICTOR_OUTPUTS, {"z_window": window_dims, "action_blocks": window_dims}, opset)
+
+
+def _dynamo_export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+                   dynamic: dict, opset: int) -> None:
+    """One graph by the dynamo exporter, into one file (no external data), its chatter kept for the error only."""
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), quiet_logger("torch.onnx"):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(path), dynamo=True, external_data=False, opset_version=opset,
+                          input_names=inputs, output_names=outputs, dynamic_shapes=dynamic, verbose=False)
+    if not path.is_file():
+        raise RuntimeError(f"the exporter wrote no {path.name}; its output:\n{chatter.getvalue()}")
 
 
 def _export_legacy(model: LeWM, enc_path: Path, pred_path: Path, opset: int) -> None:
     frames, z, actions, _, _ = _examples(model.config)
-    torch.onnx.export(_EncodeFrames(model).eval(), (frames,), str(enc_path), dynamo=False, opset_version=opset,
-                      input_names=ENCODER_INPUTS, output_names=ENCODER_OUTPUTS,
+    torch.onnx.export(_EncodeFrames(model).eval(), (frames,), str(enc_path), dynamo=False,
+                      opset_version=opset, input_names=ENCODER_INPUTS, output_names=ENCODER_OUTPUTS,
                       dynamic_axes={"frames": {0: "batch"}, "z": {0: "batch"}})
-    torch.onnx.export(_PredictNext(model).eval(), (z, actions), str(pred_path), dynamo=False, opset_version=opset,
-                      input_names=PREDICTOR_INPUTS, output_names=PREDICTOR_OUTPUTS,
+    torch.onnx.export(_PredictNext(model).eval(), (z, actions), str(pred_path), dynamo=False,
+                      opset_version=opset, input_names=PREDICTOR_INPUTS, output_names=PREDICTOR_OUTPUTS,
                       dynamic_axes={"z_window": {0: "batch", 1: "T"}, "action_blocks": {0: "batch", 1: "T"},
                                     "z_next": {0: "batch"}})
 
