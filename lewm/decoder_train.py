@@ -174,8 +174,8 @@ def train_decoder(model_dir: str | Path, data: str | Path, run: str | Path, dcon
                 group["lr"] = settings.lr_at(step, elapsed)
             index = torch.from_numpy(rng.choice(pairs.train_rows, settings.batch_size))
             target = frames[index].float() / 255.0
-            loss, parts = decoder_loss(decoder(z[index]), target, background, settings.salience_weight,
-                                       settings.edge_weight)
+            pred = decoder(z[index], clamp=False)
+            loss, parts = decoder_loss(pred, target, background, settings.salience_weight, settings.edge_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -39,13 +39,21 @@ def test_decoder_maps_latents_to_frames_of_the_model_size(size, patch, seed_side
     assert float(out.min()) >= 0 and float(out.max()) <= 1
 
 
-def test_decoder_shows_its_background_where_the_foreground_is_transparent():
+def test_decoder_starts_from_its_background_and_paints_a_residual_over_it():
     config = DecoderConfig(latent_dim=16, image_size=32, width=8, seed_channels=4, fine_width=4)
     decoder = PixelDecoder(config)
     background = torch.rand(32, 32, 3)
-    decoder.start_from(background, alpha=1e-6)
-    out = decoder(torch.randn(2, 16)).detach()
-    assert torch.allclose(out, background.expand(2, -1, -1, -1), atol=1e-4)
+    decoder.start_from(background)
+    z = torch.randn(2, 16)
+    assert torch.equal(decoder(z).detach(), background.expand(2, -1, -1, -1))
+    with torch.no_grad():
+        decoder.head.bias.fill_(0.75)  # paint every pixel 0.75 brighter
+    assert torch.equal(decoder(z).detach(), (background + 0.75).clamp(0, 1).expand(2, -1, -1, -1))
+    # training sees the sum unclamped, so a pixel pushed past 1 still has a gradient back
+    unclamped = decoder(z, clamp=False)
+    assert float(unclamped.detach().max()) > 1.5
+    unclamped.sum().backward()
+    assert float(decoder.head.bias.grad.abs().min()) > 0
 
 
 def test_decoder_config_errors_say_what_to_do():
@@ -56,6 +64,8 @@ def test_decoder_config_errors_say_what_to_do():
         DecoderConfig.from_dict(earlier)
     with pytest.raises(UserError, match="retrain"):
         DecoderConfig.from_dict({**earlier, "architecture": "something-else"})
+    with pytest.raises(UserError, match="retrain"):  # the opacity-blending patch decoder before this one
+        DecoderConfig.from_dict({"latent_dim": 16, "image_size": 32, "architecture": "patch", "fine_width": 16})
 
 
 def test_loss_charges_an_error_on_the_agent_more_than_one_on_the_background():
