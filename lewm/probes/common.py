@@ -170,6 +170,18 @@ def forecasts_by_horizon(runs: list[StreamRun]) -> tuple[np.ndarray, np.ndarray,
 
 
 # -- numbers and files -------------------------------------------------------------------------------------
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def episode_resamples(episode: np.ndarray, seed: int = 0, count: int = BOOTSTRAP_RESAMPLES):
+    """Row indices of `count` bootstrap resamples that draw whole episodes with replacement (rows of one episode
+    are not independent), for an interval over the choice of episodes; `episode` holds each row's episode."""
+    rng = np.random.default_rng(seed)
+    rows = [np.flatnonzero(episode == e) for e in np.unique(episode)]
+    for _ in range(count):
+        yield np.concatenate([rows[i] for i in rng.integers(0, len(rows), len(rows))])
+
+
 def nan_stat(fn, values: np.ndarray, axis: int = 0) -> np.ndarray:
     """fn (np.nanmean, np.nanmedian, ...) over `axis`, NaN (not a warning) where a column is all NaN."""
     values = np.asarray(values, np.float64)

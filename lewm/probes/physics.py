@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lewm.probes.common import new_figure, save_figure, write_json
+from lewm.probes.common import episode_resamples, new_figure, save_figure, write_json
 
 DEFAULT_ALPHA = 1.0
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
@@ -44,7 +44,6 @@ DEFINITIONS = {
                            "group's share of the frames, the mean distance between true and predicted block xy (world "
                            "px, the world is 512 px wide), and the group's share of the block xy squared error",
 }
-BOOTSTRAP_RESAMPLES = 1000
 STEP_GROUPS = (0, 10, 30)  # block_error_by_step groups: steps 0-9 (the reset pose), 10-29, 30 onwards
 
 
@@ -73,12 +72,7 @@ def r2_by_group(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 def r2_interval(true: np.ndarray, predicted: np.ndarray, episode: np.ndarray, seed: int = 0) -> dict[str, list]:
     """Per target group, the 95% bootstrap interval of its R^2 over the test episodes (see DEFINITIONS)."""
-    rng = np.random.default_rng(seed)
-    rows = [np.flatnonzero(episode == e) for e in np.unique(episode)]
-    draws = []
-    for _ in range(BOOTSTRAP_RESAMPLES):
-        chosen = np.concatenate([rows[i] for i in rng.integers(0, len(rows), len(rows))])
-        draws.append(r2_by_group(true[chosen], predicted[chosen]))
+    draws = [r2_by_group(true[rows], predicted[rows]) for rows in episode_resamples(episode, seed)]
     return {group: np.percentile([d[group] for d in draws], [2.5, 97.5]).tolist() for group in TARGETS}
 
 
