@@ -45,7 +45,8 @@ class PlanOverlay:
             self._draw_thumb(surface, "goal", goal_frame, goal, GOAL, "goal (G: this frame)")
         if end_frame is not None:
             self._draw_thumb(surface, "end", end_frame, end, CHOSEN, "plan end")
-        style.text(surface, status, (self.image.x + 6, self.image.bottom - 6), 18, CHOSEN, "bottomleft")
+        style.text(surface, status, (self.image.x + 6, self.image.bottom - 6), 18, CHOSEN, "bottomleft",
+                   backing=style.PANEL)  # readable where the paths run under it
 
     def _draw_paths(self, surface: pygame.Surface, view: PlanView) -> None:
         lines = self._lines

@@ -42,10 +42,14 @@ def _text(s: str, size: int, color: tuple) -> pygame.Surface:
     return font(size).render(s, True, color)
 
 
-def text(surface: pygame.Surface, s: str, pos, size: int = 18, color=TEXT, anchor: str = "topleft") -> pygame.Rect:
-    """Draw a (cached) text; returns its rectangle."""
+def text(surface: pygame.Surface, s: str, pos, size: int = 18, color=TEXT, anchor: str = "topleft",
+         backing=None) -> pygame.Rect:
+    """Draw a (cached) text, on a filled box of colour `backing` where given (text over drawings); returns its
+    rectangle."""
     img = _text(s, size, tuple(color))
     rect = img.get_rect(**{anchor: pos})
+    if backing is not None:
+        surface.fill(backing, rect.inflate(6, 2))
     surface.blit(img, rect)
     return rect
 

@@ -77,3 +77,27 @@ def test_lockstep_plans_use_every_core_while_the_stream_keeps_one(make_app):
     assert app.plan.engine._predictor is app.engine._predictor  # the same sessions, nothing loaded twice
     live = make_app(scene="expert", mode="plan", plan=QUICK, session=False, headless=False, lockstep=False)
     assert live.plan.engine.threads == 1  # the window and the stream need the other cores
+
+
+def test_plan_status_stays_readable_where_candidate_paths_run_under_it():
+    from monitor.panels import style
+    from monitor.panels.plan import PlanOverlay
+    from monitor.plan_mode import PlanView
+
+    pygame.font.init()
+    surface = pygame.Surface((420, 420))
+    surface.fill((255, 255, 255))
+    overlay = PlanOverlay(pygame.Rect(10, 10, 400, 400))
+    # candidate paths criss-crossing the scene's bottom strip, where the plan status is written
+    xs = np.linspace(0, WORLD_SIZE, 9)
+    paths = np.stack([np.stack([xs, np.full_like(xs, y)], axis=1) for y in np.linspace(470, 510, 9)])
+    view = PlanView(number=3, start_xy=np.array([256.0, 256.0]), paths=paths, elites=np.arange(len(paths)))
+    status = "plans 3, last 1.70 s"
+    overlay.draw(surface, view, None, status)
+    label = pygame.Rect((0, 0), style.font(18).size(status))
+    label.bottomleft = (overlay.image.x + 6, overlay.image.bottom - 6)
+    pixels = pygame.surfarray.array3d(surface)[label.left:label.right, label.top:label.bottom].astype(int)
+    # the label is the plan colour over white (green never above blue); an orange elite path would show through
+    assert not np.any(pixels[..., 1] > pixels[..., 2] + 20)
+    below = pygame.surfarray.array3d(surface)[label.left:label.right, overlay.image.bottom - 30:overlay.image.bottom]
+    assert np.any(below[..., 1].astype(int) > below[..., 2] + 20)  # the paths are there, around the label
