@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None, help="take episodes from this HDF5 dataset instead of scenes")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="torch (the weights) or onnx (export.engine.OnnxEngine, the monitor's engine)")
-    p.add_argument("--horizon", type=int, default=20, help="longest forecast, in model steps")
+    p.add_argument("--horizon", type=int, default=20,
+                   help="longest forecast, in model steps (the decoder probe: at most 10, and at most what the "
+                        "episodes fit from a full context)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the backend (torch's intra-op threads, or onnx's batch slices; default: the "
                         "backend's own: torch all cores, ONNX Runtime 1)")

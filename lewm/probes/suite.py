@@ -103,8 +103,11 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
     if name == "decoder":
         if pixel_decoder is None:
             raise ValueError("the decoder probe needs the model's pixel decoder")
-        return decoder.run_decoder(model, pixel_decoder, source.expert(),
-                                   horizon=min(settings.horizon, decoder.MAX_HORIZON), out=out)
+        episodes = source.expert()
+        steps = min(len(e.frames) for e in episodes) - 1
+        fits = steps // model.frameskip - model.history + 1  # the longest h it can score from a full context
+        horizon = max(1, min(settings.horizon, decoder.MAX_HORIZON, fits))
+        return decoder.run_decoder(model, pixel_decoder, episodes, horizon=horizon, out=out)
     raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
 
 

@@ -50,3 +50,14 @@ def test_median_rise_is_the_last_horizons_median_minus_the_firsts_with_an_interv
     assert median_rise(values, h, np.zeros_like(episode), horizon=4)["interval95"] == [9.0, 9.0]  # one episode
     blank = median_rise(np.full(len(h), np.nan), h, episode, horizon=4)  # nothing read in any picture
     assert np.isnan(blank["value"]) and all(np.isnan(blank["interval95"]))
+
+
+def test_probe_command_shortens_the_decoders_horizons_to_fit_short_episodes(make_model, tmp_path):
+    from lewm.probes.suite import ProbeSettings, run_probe
+
+    model = TorchBackend(make_model())
+    decoder = TorchDecoder(PixelDecoder(DecoderConfig.for_model(model.config, width=16)))
+    # 25 env steps: frame 25 is the last one a forecast from a full context (3 frames, 5 apart) reaches at h=3
+    result = run_probe("decoder", model, ProbeSettings(episodes=1, steps=25, horizon=20), tmp_path,
+                       pixel_decoder=decoder)
+    assert result["horizons"] == [1, 2, 3] and result["count"] == [1, 1, 1]
