@@ -106,8 +106,8 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
         episodes = source.expert()
         steps = min(len(e.frames) for e in episodes) - 1
         fits = steps // model.frameskip - model.history + 1  # the longest h it can score from a full context
-        horizon = max(1, min(settings.horizon, decoder.MAX_HORIZON, fits))
-        return decoder.run_decoder(model, pixel_decoder, episodes, horizon=horizon, out=out)
+        longest = max(1, min(settings.horizon, decoder.MAX_HORIZON, fits))
+        return decoder.run_decoder(model, pixel_decoder, episodes, horizon=longest, out=out)
     raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
 
 
