@@ -54,13 +54,25 @@ def decoder_for(model_dir: str | Path, backend: str, model):
     return TorchDecoder.from_folder(model_dir) if has_decoder(model_dir) else None
 
 
+def first_scored_frame(model, horizon: int) -> int:
+    """The first frame the probe scores: the first one whose h = horizon forecast starts from a full context."""
+    return model.frameskip * (horizon + model.history - 1)
+
+
+def fitting_horizon(model, episodes: list, longest: int) -> int:
+    """The longest horizon, at most `longest` (and at least 1), whose scored frames fit the shortest episode."""
+    last_frame = min(len(e.frames) for e in episodes) - 1
+    fits = [h for h in range(1, longest + 1) if first_scored_frame(model, h) <= last_frame]
+    return fits[-1] if fits else 1
+
+
 def run_decoder(model, decoder, episodes: list, horizon: int = MAX_HORIZON, stride: int = 5,
                 out: str | Path | None = None, batch: int = 256) -> dict:
     """JSON-ready results for h = 1..horizon; with `out`, also writes decoder.json and decoder.png."""
     from lewm.stream import LatentStream
 
     fs, size = model.frameskip, model.image_size
-    first_target = fs * (horizon + model.history - 1)  # its h = horizon forecast starts from a full context
+    first_target = first_scored_frame(model, horizon)
     banks = shuffle_banks(episodes, fs)
     rec_z, rec_frames, rec_states = [], [], []
     fc_z, fc_frames, fc_states, fc_start_states, fc_h, fc_key = [], [], [], [], [], []
@@ -105,6 +117,7 @@ def run_decoder(model, decoder, episodes: list, horizon: int = MAX_HORIZON, stri
 
     hs = list(range(1, horizon + 1))
     by_h = [fc_h == h for h in hs]
+    fc_episode = np.asarray(fc_key)[:, 0]
     result = {
         "probe": "decoder",
         "definitions": DEFINITIONS,
@@ -130,7 +143,7 @@ def run_decoder(model, decoder, episodes: list, horizon: int = MAX_HORIZON, stri
             if label == "imagined":
                 result[f"imagined_{key}_mean"] = [_stat(np.nanmean, values[m]) for m in by_h]
                 result[f"imagined_{key}_q75"] = [_stat(_q75, values[m]) for m in by_h]
-                result[f"imagined_{key}_median_rise"] = median_rise(values, fc_h, np.asarray(fc_key)[:, 0], horizon)
+                result[f"imagined_{key}_median_rise"] = median_rise(values, fc_h, fc_episode, horizon)
     result["imagined_agent_found"] = [float(np.isfinite(imagined_err["agent_px"][m]).mean()) for m in by_h]
     result["imagined_block_found"] = [float(np.isfinite(imagined_err["block_px"][m]).mean()) for m in by_h]
     if out is not None:

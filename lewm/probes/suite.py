@@ -103,10 +103,8 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
     if name == "decoder":
         if pixel_decoder is None:
             raise ValueError("the decoder probe needs the model's pixel decoder")
-        episodes = source.expert()
-        steps = min(len(e.frames) for e in episodes) - 1
-        fits = steps // model.frameskip - model.history + 1  # the longest h it can score from a full context
-        longest = max(1, min(settings.horizon, decoder.MAX_HORIZON, fits))
+        episodes = source.expert()  # short episodes: fewer horizons rather than none
+        longest = decoder.fitting_horizon(model, episodes, min(settings.horizon, decoder.MAX_HORIZON))
         return decoder.run_decoder(model, pixel_decoder, episodes, horizon=longest, out=out)
     raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
 
