@@ -30,3 +30,18 @@ def load_backend(model_dir: str | Path, backend: str = "torch", threads: int | N
 
         return OnnxEngine.from_folder(model_dir, threads=threads)
     raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def load_engine(model: str | Path, provider: str | None = None, precision: str = "fp32"):
+    """The ONNX Runtime engine of a model folder as the monitor runs it: `provider` tried first (default: the best
+    available), the ONNX files of `precision`."""
+    folder = Path(model)
+    if not folder.is_dir():
+        hint = ("the bundled model is made by `lewm train` + `lewm export`; or import the released one with "
+                "`lewm import-official` then `lewm export --model DIR`; or make a random-weight one with "
+                "`lewm export --preset small --random-weights --out DIR`")
+        raise UserError(f"model folder not found: {folder}; pass --model DIR ({hint})")
+    from export.engine import OnnxEngine
+
+    providers = None if provider is None else [provider]
+    return OnnxEngine.from_folder(folder, providers=providers, precision=precision)

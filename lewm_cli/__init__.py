@@ -1,17 +1,15 @@
 """The `lewm` command: one dispatcher above the four packages (scenes, lewm, export, monitor).
 
-Each subcommand lives in the package it belongs to, as a module exposing HELP, add_arguments(parser) and
-run(args); those modules import heavy libraries (torch, onnxruntime, pygame) only inside run(), so
-`lewm --help` stays fast and torch-free. Only this package imports every layer; no layer imports it."""
+Each subcommand is a module of lewm_cli.commands exposing HELP, add_arguments(parser) and run(args); those modules
+import heavy libraries (torch, onnxruntime, pygame) only inside run(), so `lewm --help` stays fast and torch-free.
+Only this package imports every layer; no layer imports it."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from export.commands import bench, export, plan, probe
-from lewm.commands import import_official, train, train_decoder
-from monitor import commands as monitor
-from scenes.commands import collect, list_scenes
+from lewm_cli.commands import (bench, collect, export, import_official, list_scenes, monitor, plan, probe, train,
+                               train_decoder)
 from scenes.errors import UserError
 from scenes.help_format import HelpFormatter
 

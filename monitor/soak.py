@@ -93,7 +93,7 @@ def soak(model: str, steps: int, warmup: int, scene: str, sessions: str, referen
     from tqdm import tqdm
 
     from monitor.app import MonitorApp, Options, init_pygame
-    from monitor.commands import load_engine
+    from export.backends import load_engine
     from monitor.reference import load_or_build
 
     init_pygame(True)

@@ -24,7 +24,7 @@ def imported_packages(tree: ast.AST) -> set[str]:
 
 
 def string_imports(tree: ast.AST) -> set[str]:
-    """Project packages named by a dotted module path held in a string (e.g. "export.commands.bench"), the way
+    """Project packages named by a dotted module path held in a string (e.g. "export.engine"), the way
     importlib.import_module would reach them."""
     names = set()
     for node in ast.walk(tree):
@@ -50,5 +50,5 @@ def test_a_package_imports_only_what_is_below_it(package):
 
 def test_the_checks_see_an_upward_import():
     tree = ast.parse("import importlib\nfrom export.engine import OnnxEngine\n"
-                     "m = importlib.import_module('monitor.commands')\n")
+                     "m = importlib.import_module('monitor.app')\n")
     assert imported_packages(tree) == {"export"} and string_imports(tree) == {"monitor"}

@@ -35,7 +35,7 @@ def window_frames(model: str, frames: int, warmup: int) -> tuple[list[bytes], tu
     import pygame
 
     from monitor.app import MonitorApp, Options, init_pygame
-    from monitor.commands import load_engine
+    from export.backends import load_engine
     from monitor.recorder import frame_bytes
     from scenes.render import XRGB_MASKS
     from monitor.reference import load_or_build

@@ -132,10 +132,10 @@ def test_the_subcommand_imports_torch_only_when_run(tmp_path):
     import subprocess
     import sys
 
-    probe = "import sys, lewm.commands.import_official; assert 'torch' not in sys.modules"
+    probe = "import sys, lewm_cli.commands.import_official; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", probe], check=True)
 
-    from lewm.commands import import_official as command
+    from lewm_cli.commands import import_official as command
 
     write_official(tmp_path / "official", official_like(preset("tiny")).state_dict(), TINY_HYDRA)
     parser = argparse.ArgumentParser()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.commands import main
+from lewm_cli import main as lewm
 from monitor.session import read_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,8 +16,8 @@ ENV = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONP
 
 
 def test_monitor_never_imports_torch():
-    code = ("import sys, monitor.app, monitor.commands, monitor.worker, monitor.reference, monitor.replay, "
-            "monitor.bench, export.engine, lewm_cli; from monitor.commands import load_engine; "
+    code = ("import sys, monitor.app, lewm_cli.commands.monitor, monitor.worker, monitor.reference, monitor.replay, "
+            "monitor.bench, export.engine, lewm_cli; from export.backends import load_engine; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -25,15 +25,15 @@ def test_monitor_never_imports_torch():
 
 
 def test_clear_errors(tmp_path, capsys, tiny_model):
-    assert main(["--model", str(tmp_path / "nope"), "--headless"]) == 2
+    assert lewm(["monitor", "--model", str(tmp_path / "nope"), "--headless"]) == 2
     err = capsys.readouterr().err
     assert "model folder not found" in err and "lewm export" in err and err.count("\n") == 1
-    assert main(["--model", str(tiny_model), "--scene", "nosuch", "--headless"]) == 2
+    assert lewm(["monitor", "--model", str(tiny_model), "--scene", "nosuch", "--headless"]) == 2
     assert "unknown scene 'nosuch'" in capsys.readouterr().err
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "config.json").write_text((tiny_model / "config.json").read_text())
-    assert main(["--model", str(bare), "--headless"]) == 2
+    assert lewm(["monitor", "--model", str(bare), "--headless"]) == 2
     assert "encoder.onnx" in capsys.readouterr().err
 
 
@@ -47,7 +47,8 @@ def test_episode_out_of_range_is_one_clear_line(tmp_path, capsys, tiny_model):
     with DatasetWriter(path, 32) as writer:
         writer.add_episode(episode.frames, episode.actions, episode.states)
     for bad in ("1", "-1"):
-        assert main(["--model", str(tiny_model), "--headless", "--replay-dataset", str(path), "--episode", bad]) == 2
+        assert lewm(["monitor", "--model", str(tiny_model), "--headless", "--replay-dataset", str(path), "--episode",
+                     bad]) == 2
         err = capsys.readouterr().err
         assert f"has 1 episodes; --episode {bad} is out of range" in err and err.count("\n") == 1
 
@@ -55,8 +56,8 @@ def test_episode_out_of_range_is_one_clear_line(tmp_path, capsys, tiny_model):
 def test_a_killed_run_leaves_a_readable_log(tiny_model, bank, reference_sizes, tmp_path):
     episodes, steps = reference_sizes
     sessions = tmp_path / "sessions"
-    cmd = [sys.executable, "-m", "monitor", "--model", str(tiny_model), "--headless", "--steps", "100000",
-           "--scene", "expert", "--sessions", str(sessions), "--reference-episodes", str(episodes),
+    cmd = [sys.executable, "-m", "lewm_cli", "monitor", "--model", str(tiny_model), "--headless", "--steps",
+           "100000", "--scene", "expert", "--sessions", str(sessions), "--reference-episodes", str(episodes),
            "--reference-steps", str(steps)]
     proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from monitor.commands import main
+from lewm_cli import main as lewm
 from monitor.replay import SessionReplay
 from monitor.session import read_log, read_meta
 from monitor.sim import Simulator
@@ -53,7 +53,7 @@ def replay(folder, tmp_path, *flags):
     """Replay a session through the command, as a user would; returns (exit code, the new session folder)."""
     out = tmp_path / "replays"
     before = set(out.glob("*")) if out.exists() else set()
-    code = main(["--replay", str(folder), "--headless", "--sessions", str(out), *flags])
+    code = lewm(["monitor", "--replay", str(folder), "--headless", "--sessions", str(out), *flags])
     made = sorted(set(out.glob("*")) - before) if out.exists() else []
     return code, (made[0] if made else None)
 

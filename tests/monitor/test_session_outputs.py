@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from monitor.app import run_app
-from monitor.commands import DEFAULT_MODEL, load_engine, main
+from export.backends import load_engine
+from lewm.bundled import BUNDLED_MODEL
+from lewm_cli import main as lewm
 from monitor.recorder import count_frames
 from monitor.session import LOG, read_log
 from scenes.errors import UserError
@@ -27,8 +29,8 @@ def monitor(tiny_model, bank, reference_sizes, tmp_path, capsys):
 
     def run(*flags, steps_run=5):
         capsys.readouterr()
-        code = main(["--model", str(tiny_model), "--headless", "--steps", str(steps_run), "--scene", "expert",
-                     "--sessions", str(sessions), "--reference-episodes", str(episodes), "--reference-steps",
+        code = lewm(["monitor", "--model", str(tiny_model), "--headless", "--steps", str(steps_run), "--scene",
+                     "expert", "--sessions", str(sessions), "--reference-episodes", str(episodes), "--reference-steps",
                      str(steps), *flags])
         err = capsys.readouterr().err
         return code, [line for line in err.splitlines() if "error" in line], sorted(sessions.glob("*"))
@@ -41,7 +43,8 @@ def test_existing_outputs_are_refused_before_the_run_unless_forced(monitor, tmp_
     video.write_bytes(b"keep me")
     code, errors, sessions = monitor("--record", str(video))
     assert code == 2 and sessions == [] and video.read_bytes() == b"keep me"
-    assert errors == [f"monitor: error: --record {video} exists; pass --force to overwrite it or choose another name"]
+    assert errors == [f"lewm monitor: error: --record {video} exists; pass --force to overwrite it or choose another "
+                      "name"]
     code, errors, sessions = monitor("--record", str(video), "--force")
     assert code == 0 and errors == [] and count_frames(video) == 5
 
@@ -86,9 +89,9 @@ def test_a_log_that_cannot_grow_keeps_whole_lines_and_the_video_is_finalised(mak
 
 def run_process(tiny_model, reference_sizes, tmp_path, steps, env=None, headless=True):
     episodes, ref_steps = reference_sizes
-    cmd = [sys.executable, "-m", "monitor", "--model", str(tiny_model), "--steps", str(steps), "--scene", "expert",
-           "--sessions", str(tmp_path / "sessions"), "--reference-episodes", str(episodes), "--reference-steps",
-           str(ref_steps)] + (["--headless"] if headless else [])
+    cmd = [sys.executable, "-m", "lewm_cli", "monitor", "--model", str(tiny_model), "--steps", str(steps), "--scene",
+           "expert", "--sessions", str(tmp_path / "sessions"), "--reference-episodes", str(episodes),
+           "--reference-steps", str(ref_steps)] + (["--headless"] if headless else [])
     base = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")}
     return subprocess.Popen(cmd, env=dict(base, PYTHONPATH=str(ROOT), **(env or {})), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -130,5 +133,5 @@ def test_an_unreachable_display_runs_headless_and_says_so(tiny_model, bank, refe
 
 def test_the_bundled_model_is_the_default_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    engine = load_engine(DEFAULT_MODEL, None, "fp32")
+    engine = load_engine(BUNDLED_MODEL, None, "fp32")
     assert engine.folder.resolve() == (ROOT / "models" / "pusht-small").resolve()

@@ -154,7 +154,7 @@ def test_the_window_does_what_a_person_asks(display, tiny_model, reference_sizes
     sessions = tmp_path / "sessions"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")}
     env.update(DISPLAY=display, SDL_VIDEODRIVER="x11", SDL_AUDIODRIVER="dummy", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "monitor", "--model", str(tiny_model), "--scene", "expert", "--speed", "2",
+    cmd = [sys.executable, "-m", "lewm_cli", "monitor", "--model", str(tiny_model), "--scene", "expert", "--speed", "2",
            "--sessions", str(sessions), "--reference-episodes", str(episodes), "--reference-steps", str(steps)]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     app = Driver(display, proc, sessions, tmp_path)

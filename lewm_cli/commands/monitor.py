@@ -10,11 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from lewm.bundled import BUNDLED_MODEL
 from scenes.errors import UserError
-from scenes.help_format import HelpFormatter
 
 HELP = "open the live monitor (headless: run a scene and write its video and session)"
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "pusht-small"  # the bundled one, from any cwd
 DEFAULT_SCENE = "seed-artifact"
 DEFAULT_HORIZON = 10
 DEFAULT_REFERENCE = (10, 150)  # episodes, env steps
@@ -23,7 +22,7 @@ HEADLESS_CAP = 300
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model folder (config.json + ONNX files); its config gives "
-                   f"the frame size and frameskip (default: the bundled {DEFAULT_MODEL.name}; a replay: the "
+                   f"the frame size and frameskip (default: the bundled {BUNDLED_MODEL.name}; a replay: the "
                    "session's)")
     p.add_argument("--scene", default=None, help=f"named scene to start (`lewm scenes` lists them; default: "
                    f"{DEFAULT_SCENE}; a replay: the session's)")
@@ -54,19 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-steps", type=int, default=None, help=argparse.SUPPRESS)
 
 
-def load_engine(model: str, provider: str | None, precision: str):
-    folder = Path(model)
-    if not folder.is_dir():
-        hint = ("the bundled model is made by `lewm train` + `lewm export`; or import the released one with "
-                "`lewm import-official` then `lewm export --model DIR`; or make a random-weight one with "
-                "`lewm export --preset small --random-weights --out DIR`")
-        raise UserError(f"model folder not found: {folder}; pass --model DIR ({hint})")
-    from export.engine import OnnxEngine
-
-    providers = None if provider is None else [provider]
-    return OnnxEngine.from_folder(folder, providers=providers, precision=precision)
-
-
 def text_progress(fraction: float, message: str) -> None:
     width = 30
     filled = int(round(width * fraction))
@@ -88,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         replay = SessionReplay(args.replay)
         vars(args).update(replay_settings(replay.meta, {k: getattr(args, k) for k in (
             "scene", "seed", "horizon", "precision", "reference_episodes", "reference_steps", "model")}))
-    defaults = dict(model=DEFAULT_MODEL, scene=DEFAULT_SCENE, horizon=DEFAULT_HORIZON, precision="fp32",
+    defaults = dict(model=BUNDLED_MODEL, scene=DEFAULT_SCENE, horizon=DEFAULT_HORIZON, precision="fp32",
                     reference_episodes=DEFAULT_REFERENCE[0], reference_steps=DEFAULT_REFERENCE[1])
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -107,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if mode == "replay" and replay is None:
         raise UserError("--mode replay needs --replay SESSION_DIR or --replay-dataset H5")
     headless = args.headless or not _has_display()
+
+    from export.backends import load_engine
 
     engine = load_engine(args.model, args.provider, args.precision)
     from monitor.app import MonitorApp, Options, init_pygame, run_app
@@ -175,17 +163,3 @@ def _window_progress():
 
     return draw
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitor", description=__doc__,
-                                     formatter_class=HelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args) or 0
-    except UserError as err:
-        print(f"monitor: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("monitor: interrupted", file=sys.stderr)
-        return 130
