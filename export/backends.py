@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 BACKENDS = ("torch", "onnx")
 

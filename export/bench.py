@@ -51,7 +51,7 @@ def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5
     }
     folder = Path(model) if model is not None else DEFAULT_MODEL
     if model is not None and not folder.is_dir():
-        from scenes.errors import UserError
+        from lewm_errors import UserError
         raise UserError(f"model folder not found: {folder}")
     if folder.is_dir():
         report["models"].append(bench_folder(folder, str(folder), frames, warmup, threads, torch_device, int8_cache))

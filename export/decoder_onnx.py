@@ -120,7 +120,7 @@ def reduce_decoder(folder: str | Path, precision: str) -> dict[str, Any]:
     folder = Path(folder)
     source, target = decoder_onnx_file(folder), decoder_onnx_file(folder, precision)
     if not source.is_file():
-        from scenes.errors import UserError
+        from lewm_errors import UserError
         raise UserError(f"model folder {folder} lacks {source.name}: run `lewm export --model {folder}` first")
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -32,7 +32,7 @@ from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_I
                           baked_config, decoder_onnx_file, onnx_files, rollout_onnx_file, safetensors_problem,
                           sha256_file, shared_weights_file)
 from lewm.config import ModelConfig
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 log = logging.getLogger(__name__)
 

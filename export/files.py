@@ -39,7 +39,7 @@ def onnx_files(folder: str | Path, precision: str = "fp32") -> tuple[Path, Path]
 
 def _suffix(precision: str) -> str:
     if precision not in PRECISIONS:
-        from scenes.errors import UserError
+        from lewm_errors import UserError
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     return "" if precision == "fp32" else f".{precision}"
 

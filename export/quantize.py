@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from export.files import ENCODER_INPUTS, PREDICTOR_INPUTS, onnx_files, quiet_logger, sha256_file
 from lewm.config import ModelConfig
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 AGREEMENT_TARGET = 0.999
 # int8: which weight products stay fp32 is chosen on other inputs than the recorded agreement, and on more frames,

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from lewm.config import ModelConfig
 from lewm.model import LeWM
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from lewm.checkpoint import CONFIG, WEIGHTS, load_state_strict
 from lewm.config import ModelConfig
 from lewm.decoder_pixels import to_uint8
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 DECODER_WEIGHTS = "decoder.safetensors"
 DECODER_KEY = "decoder"  # the config.json section

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from lewm.decoder import DecoderConfig, PixelDecoder, decoder_loss, encoder_sha256
 from lewm.decoder_pixels import psnr, to_uint8
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 LATENTS = "latents.npz"
 CHECKPOINT = "checkpoint"

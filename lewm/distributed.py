@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 # How long a rank waits in a collective before it gives up on the others (a dead peer is usually noticed at
 # once, when its connections close; this bounds a peer that hangs).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 def launch_on_this_machine(nproc: int, entrypoint, *args) -> None:

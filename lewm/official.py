@@ -31,7 +31,7 @@ import torch
 from lewm.checkpoint import load_state_strict, save_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, read_json_object
 from lewm.model import LeWM
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 VIT_HEADS_BY_SIZE = {"tiny": 3, "small": 6, "base": 12, "large": 16}
 

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 @dataclass

@@ -35,7 +35,7 @@ from lewm.global_batchnorm import use_global_batchnorm
 from lewm.model import LeWM
 from lewm.sigreg import SIGREG_WEIGHT, LeWMObjective, sigreg
 from scenes.dataset import EpisodeDataset, action_statistics
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 @dataclass

@@ -10,8 +10,8 @@ import sys
 
 from lewm_cli.commands import (bench, collect, export, import_official, list_scenes, monitor, plan, probe, train,
                                train_decoder)
-from scenes.errors import UserError
-from scenes.help_format import HelpFormatter
+from lewm_errors import UserError
+from lewm_cli.help_format import HelpFormatter
 
 SUBCOMMANDS = {
     "scenes": list_scenes,

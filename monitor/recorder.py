@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pygame
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 from scenes.render import XRGB_MASKS
 
 QUEUE = 4  # frames waiting for the encoder at most

@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor.session import read_log, read_meta
 from monitor.sim import View, render_view
-from scenes.errors import UserError
+from lewm_errors import UserError
 from scenes.render import draw_state
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 LOG = "log.jsonl"
 META = "session.json"

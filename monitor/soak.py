@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 RSS_GROWTH_LIMIT = 0.05
 SEGMENTS = 5

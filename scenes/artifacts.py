@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 REFERENCE_SIZE = 224
 ARTIFACT_KINDS = ("square", "disc", "noise", "occluder")

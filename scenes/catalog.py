@@ -8,7 +8,7 @@ import copy
 from dataclasses import dataclass, field, replace
 
 from scenes.artifacts import Artifact, Perturbation, sliding_square
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 @dataclass

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from scenes.catalog import Scene
 from scenes.dataset import DatasetWriter
 from scenes.episode import play_episode
-from scenes.errors import UserError
+from lewm_errors import UserError
 from scenes.policies import POLICIES
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 ROW_COLUMNS = ("pixels", "action", "proprio", "state", "episode_idx", "step_idx")
 EPISODE_COLUMNS = ("ep_offset", "ep_len")

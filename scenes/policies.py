@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 from scenes.pusht import ACTION_SCALE
 
 

@@ -15,7 +15,7 @@ import shapely.affinity
 import shapely.geometry
 import shapely.ops
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 WORLD_SIZE = 512
 # The four walls exactly as gym-pusht and stable-worldmodel add them: this order and these directions, not a

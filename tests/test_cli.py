@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lewm_cli import SUBCOMMANDS, build_parser
-from scenes.help_format import HelpFormatter
+from lewm_cli.help_format import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 HELD_OUT_SEED = 1_000_000  # our training data uses seeds below this
 

@@ -91,7 +91,7 @@ def run_decoder(model, decoder, episodes: list, horizon: int = MAX_HORIZON, stri
                     fc_z.append(z_hat), fc_frames.append(episode.frames[t]), fc_states.append(episode.states[t])
                     fc_start_states.append(episode.states[start]), fc_h.append(h), fc_key.append((i, start))
     if not fc_z:
-        from scenes.errors import UserError
+        from lewm_errors import UserError
         raise UserError(f"the episodes are too short: the decoder probe scores frames from {first_target} on "
                         "(a forecast at every horizon from a full context); lengthen them (--steps)")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lewm.probes.common import nan_stat, new_figure, ratio, run_stream, save_figure, write_json
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 EVENTS = ("translation", "rotation", "both", "colour")
 SHIFT_RANGE = (50.0, 150.0)  # how far the T's centroid jumps, world units (the arena is 512 wide)

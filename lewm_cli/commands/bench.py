@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scenes.errors import UserError
+    from lewm_errors import UserError
 
     if args.frames < 1 or args.warmup < 0 or args.threads < 1:
         raise UserError("--frames and --threads must be >= 1, --warmup >= 0")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise UserError(f"--torch-device {args.torch_device}: torch sees no CUDA device here; use cpu")
     from export.bench import default_int8_cache, format_table, run_bench
-    from scenes.output_path import check_output_file
+    from lewm_cli.output_path import check_output_file
 
     if args.out:
         check_output_file(args.out, "--out", force=args.force)

@@ -22,8 +22,8 @@ def add_arguments(p):
 
 def run(args):
     from scenes.collect import collect, parse_mix
-    from scenes.errors import UserError
-    from scenes.output_path import check_output_file
+    from lewm_errors import UserError
+    from lewm_cli.output_path import check_output_file
 
     if args.episodes < 1 or args.steps < 1 or args.image_size < 8 or args.workers < 1:
         raise UserError("--episodes, --steps and --workers must be >= 1 and --image-size >= 8")

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scenes.errors import UserError
+    from lewm_errors import UserError
 
     if args.random_weights:
         if args.model or not (args.preset and args.out):
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     folder = args.model
     if args.random_weights:
-        from scenes.output_path import check_output_folder
+        from lewm_cli.output_path import check_output_folder
 
         check_output_folder(args.out, "--out", force=args.force)
         folder = make_random_model_folder(args.preset, args.out)

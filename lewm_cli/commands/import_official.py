@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lewm.official import import_official
-    from scenes.output_path import check_output_folder
+    from lewm_cli.output_path import check_output_folder
 
     check_output_folder(args.out, "--out", force=args.force)
     out = import_official(args.folder, args.out, dataset=args.dataset)

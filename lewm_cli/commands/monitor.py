@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from lewm.bundled import BUNDLED_MODEL
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 HELP = "open the live monitor (headless: run a scene and write its video and session)"
 DEFAULT_SCENE = "seed-artifact"
@@ -63,7 +63,7 @@ def text_progress(fraction: float, message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scenes.catalog import get_scene
-    from scenes.output_path import check_output_file
+    from lewm_cli.output_path import check_output_file
 
     if args.replay and args.replay_dataset:
         raise UserError("give --replay SESSION_DIR or --replay-dataset H5, not both")

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from lewm.planning_eval import evaluate, make_trials, plot, summarise, versions
     from export.backends import load_backend
     from lewm.probes.common import jsonable, write_json
-    from scenes.errors import UserError
-    from scenes.output_path import check_output_file
+    from lewm_errors import UserError
+    from lewm_cli.output_path import check_output_file
 
     if args.episodes < 1:
         raise UserError("--episodes must be at least 1")

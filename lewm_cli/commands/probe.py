@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from lewm.probes.common import jsonable
     from lewm.probes.decoder import decoder_for
     from lewm.probes.suite import HEADLINES, PROBES, ProbeSettings, run_all, run_probe
-    from scenes.errors import UserError
-    from scenes.output_path import check_output_file
+    from lewm_errors import UserError
+    from lewm_cli.output_path import check_output_file
 
     if args.episodes < 1 or args.fit_episodes < 1:
         raise UserError("--episodes and --fit-episodes must be at least 1")

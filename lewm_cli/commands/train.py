@@ -47,7 +47,7 @@ def add_arguments(p):
 def parse_overrides(pairs):
     import json
 
-    from scenes.errors import UserError
+    from lewm_errors import UserError
 
     out = {}
     for pair in pairs:
@@ -69,8 +69,8 @@ def run(args):
 
     from lewm.config import PRESETS, ModelConfig, preset
     from lewm.train import TrainSettings, train
-    from scenes.errors import UserError
-    from scenes.output_path import check_output_folder
+    from lewm_errors import UserError
+    from lewm_cli.output_path import check_output_folder
 
     if args.preset not in PRESETS:
         raise UserError(f"unknown preset {args.preset!r}; known presets: {', '.join(PRESETS)}")
@@ -121,7 +121,7 @@ def run_rank(args):
     import os
     import sys
 
-    from scenes.errors import UserError
+    from lewm_errors import UserError
 
     try:
         run(args)

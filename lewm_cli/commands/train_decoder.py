@@ -45,8 +45,8 @@ def run(args):
     from lewm.config import ModelConfig
     from lewm.decoder import DecoderConfig, save_decoder
     from lewm.decoder_train import DecoderTrainSettings, train_decoder
-    from scenes.errors import UserError
-    from scenes.output_path import check_output_folder
+    from lewm_errors import UserError
+    from lewm_cli.output_path import check_output_folder
 
     model = Path(args.model)
     if not (model / "config.json").is_file():

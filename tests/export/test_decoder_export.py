@@ -10,7 +10,7 @@ from export.onnx_export import export_model_folder
 from lewm.config import ModelConfig
 from lewm.decoder import DecoderConfig, PixelDecoder, TorchDecoder, load_decoder, save_decoder
 from lewm.decoder_pixels import to_uint8
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 @pytest.fixture

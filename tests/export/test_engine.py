@@ -10,7 +10,7 @@ import pytest
 
 import export.engine as engine_module
 from export.engine import OnnxEngine
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 def test_engine_interface(exported_tiny):

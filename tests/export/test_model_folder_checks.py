@@ -7,7 +7,7 @@ import pytest
 
 from export.engine import OnnxEngine
 from export.onnx_export import export_model_folder
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 def test_corrupt_weights_are_reported_as_corrupt(exported_tiny, copy_folder):

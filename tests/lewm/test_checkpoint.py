@@ -7,7 +7,7 @@ import torch
 from lewm.checkpoint import load_model_folder, save_model_folder
 from lewm.sigreg import lewm_loss
 from lewm.torch_backend import TorchBackend
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from lewm.decoder import (DecoderConfig, PixelDecoder, TorchDecoder, decoder_los
 from lewm.decoder_pixels import position_errors, psnr, read_positions, ssim, state_positions
 from lewm.decoder_train import DecoderTrainSettings, train_decoder
 from scenes.collect import collect
-from scenes.errors import UserError
+from lewm_errors import UserError
 from scenes.render import draw_state
 
 

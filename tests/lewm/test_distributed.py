@@ -19,7 +19,7 @@ from lewm.config import preset
 from lewm.sigreg import sigreg
 from lewm.train import TrainSettings, train
 from scenes.collect import collect
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_ARGS = ["--preset", "tiny", "--set", "dropout=0.0", "--batch-size", "8", "--warmup", "1", "--lr", "1e-3",

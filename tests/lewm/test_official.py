@@ -10,7 +10,7 @@ from lewm.checkpoint import load_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, preset
 from lewm.model import LeWM
 from lewm.official import import_official
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 PAPER_HYDRA = {
     "_target_": "source.model.lewm.jepa.JEPA",

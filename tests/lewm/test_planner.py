@@ -8,7 +8,7 @@ from lewm.planner import CEMSettings, LatentPlanner, RecedingHorizon, agent_path
 from lewm.planning_eval import baseline_trial, make_trials, wilson_interval
 from scenes.pusht import pose_success
 from lewm.torch_backend import TorchBackend
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 def test_cem_converges_on_a_toy_cost():

@@ -176,7 +176,7 @@ def test_voe_twins(episodes):
 
 
 def test_voe_needs_long_enough_episodes(model):
-    from scenes.errors import UserError
+    from lewm_errors import UserError
 
     with pytest.raises(UserError, match="too short"):
         run_voe(model, scene_episodes("expert", 1, SEED, 32, steps=20), SEED)

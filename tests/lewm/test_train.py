@@ -9,7 +9,7 @@ from lewm.config import preset
 from lewm.train import ClipSampler, TrainSettings, lr_at, train
 from scenes.collect import collect
 from scenes.dataset import EpisodeDataset
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from lewm.bundled import BUNDLED_MODEL
 from lewm_cli import main as lewm
 from monitor.recorder import count_frames
 from monitor.session import LOG, read_log
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 

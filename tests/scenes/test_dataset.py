@@ -5,7 +5,7 @@ import pytest
 
 from lewm_cli import main
 from scenes.dataset import EpisodeDataset, action_statistics, replay
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pymunk
 import pytest
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 from scenes.pusht import GOAL_POSE, PushT, coverage, pose_success, t_polygon
 
 

@@ -5,7 +5,7 @@ import pytest
 from scenes.artifacts import Artifact, sliding_square
 from scenes.catalog import get_scene
 from scenes.episode import ScenePlayer, play_episode
-from scenes.errors import UserError
+from lewm_errors import UserError
 from scenes.render import LIGHT_GREEN, WHITE, draw_state
 
 STATE = np.array([100.0, 400.0, 380.0, 120.0, 0.3, 0.0, 0.0])

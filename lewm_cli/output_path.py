@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scenes.errors import UserError
+from lewm_errors import UserError
 
 
 def check_output_file(path: str | Path, option: str, force: bool = False) -> Path:
