@@ -2,17 +2,18 @@
 the expert episodes once for the latent, horizon and actions probes and writes summary.json.
 
 Episodes come from named scenes with held-out seeds (seed, seed + 1, ...; the training data uses seeds below
-1,000,000) or from a dataset file (its first episodes).
+1,000,000) or from a dataset file (its first episodes). The pose probe draws still frames instead, from the same
+held-out seeds, with or without a dataset.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lewm.probes import actions, decoder, horizon, latent, physics, surprise, voe
+from lewm.probes import actions, decoder, horizon, latent, physics, pose, surprise, voe
 from lewm.probes.common import HELD_OUT_SEED, dataset_episodes, run_stream, scene_episodes, write_json
 
-PROBES = ("latent", "horizon", "surprise", "actions", "physics", "voe")
+PROBES = ("latent", "horizon", "surprise", "actions", "physics", "pose", "voe")
 PHYSICS_TRAIN_OFFSET = 100_000  # the physics probe's training episodes: seeds seed + 100000 + i
 
 
@@ -24,6 +25,8 @@ class ProbeSettings:
     steps: int | None = None  # env steps per episode (None: the scene's own length)
     dataset: str | None = None
     horizon: int = 20
+    frames: int = 1000  # the pose probe's scored frames (seeds seed, seed + 1, ...)
+    fit_frames: int = 4000  # the pose probe's fitting frames (seeds seed + 100000, ...)
 
 
 class EpisodeSource:
@@ -98,6 +101,9 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
     if name == "physics":
         train, test, sources = source.physics()
         return physics.run_physics(model, train, test, out=out, sources=sources)
+    if name == "pose":
+        return pose.run_pose(model, seed=settings.seed, frames=settings.frames, fit_frames=settings.fit_frames,
+                             out=out)
     if name == "voe":
         return voe.run_voe(model, source.expert(), seed=settings.seed, out=out)
     if name == "decoder":
@@ -110,7 +116,7 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
 
 
 HEADLINES = {"latent": latent.headline, "horizon": horizon.headline, "surprise": surprise.headline,
-             "actions": actions.headline, "physics": physics.headline, "voe": voe.headline,
+             "actions": actions.headline, "physics": physics.headline, "pose": pose.headline, "voe": voe.headline,
              "decoder": decoder.headline}
 
 

@@ -1,19 +1,28 @@
 """Run the probes of a model folder: latent structure, prediction horizon, surprise under an injected artifact,
-action conditioning, a linear physics probe, violation of expectation (surprise at a teleported or recoloured
-block against the same frames of the episode's clean twin), and (where the model folder has a pixel decoder) what
-the decoded forecasts picture. Each writes OUT/<probe>.json (numbers, with their definitions)
-and OUT/<probe>.png (the published layout); `all` runs every probe and writes OUT/summary.json.
+action conditioning, a linear physics probe, a pose probe (ridge and MLP reads of agent xy, block xy and block angle
+from still frames of the reset distribution and of the agent touching the block), violation of expectation
+(surprise at a teleported or recoloured block against the same frames of the episode's clean twin), and (where the
+model folder has a pixel decoder) what the decoded forecasts picture. Each writes OUT/<probe>.json (numbers, with
+their definitions) and OUT/<probe>.png (the published layout); `all` runs every probe and writes OUT/summary.json.
 
 Episodes: the named scene "expert" (surprise: "seed-artifact") with held-out seeds SEED, SEED + 1, ... (the
 training data uses seeds below 1,000,000), or the first episodes of --dataset. The physics probe is tested on those
-expert episodes and fitted on --fit-episodes other expert episodes (seeds SEED + 100000, ...). The voe probe replays the expert episodes with one event each, drawn with
-SEED; a second --seed range (e.g. 2000000) repeats every probe on other held-out episodes."""
+expert episodes and fitted on --fit-episodes other expert episodes (seeds SEED + 100000, ...). The voe probe
+replays the expert episodes with one event each, drawn with SEED. The pose probe scores --frames still frames drawn
+from seeds SEED, SEED + 1, ... (the last quarter with the agent touching the block) and fits on --fit-frames others
+(seeds SEED + 100000, ...), with or without --dataset. A second --seed range (e.g. 2000000) repeats every probe on
+other held-out episodes and frames.
+
+To score a training checkpoint's pose: lewm probe pose --model runs/NAME/checkpoint --out runs/NAME/pose"""
 from __future__ import annotations
 
 import argparse
 
-HELP = "probe a model: latent structure, horizon, surprise, actions, physics, violation of expectation, pixel decoder"
-CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "voe", "decoder", "all")
+HELP = ("probe a model: latent structure, horizon, surprise, actions, physics, pose, violation of expectation, pixel "
+        "decoder")
+MIN_FRAMES = 8  # the pose probe scores touching frames apart: a quarter of 8 is 2, the fewest R^2 takes
+MIN_FIT_FRAMES = 40
+CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "pose", "voe", "decoder", "all")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="episodes per probe (physics: its test episodes)")
     p.add_argument("--fit-episodes", type=int, default=200,
                    help="expert episodes the physics probe's linear regression is fitted on")
+    p.add_argument("--frames", type=int, default=1000,
+                   help="still frames the pose probe scores (a quarter of them with the agent touching the block)")
+    p.add_argument("--fit-frames", type=int, default=4000,
+                   help="still frames the pose probe's ridge and MLP probes are fitted on (seeds apart from the "
+                        "scored ones)")
     p.add_argument("--seed", type=int, default=1_000_000, help="first held-out episode seed (voe: also seeds its event draws)")
     p.add_argument("--steps", type=int, default=None, help="env steps per episode (default: the scene's length)")
     p.add_argument("--dataset", default=None, help="take episodes from this HDF5 dataset instead of scenes")
@@ -45,12 +59,19 @@ def run(args: argparse.Namespace) -> int:
     from export.backends import load_backend
     from lewm.probes.common import jsonable
     from lewm.probes.decoder import decoder_for
+    from lewm.probes.pose import FIT_SEED_OFFSET
     from lewm.probes.suite import HEADLINES, PROBES, ProbeSettings, run_all, run_probe
     from lewm_errors import UserError
     from lewm_cli.output_path import check_output_file
 
     if args.episodes < 1 or args.fit_episodes < 1:
         raise UserError("--episodes and --fit-episodes must be at least 1")
+    if not MIN_FRAMES <= args.frames <= FIT_SEED_OFFSET:
+        raise UserError(f"--frames must be between {MIN_FRAMES} and {FIT_SEED_OFFSET} (the fitting frames' seeds "
+                        f"start at SEED + {FIT_SEED_OFFSET}); got {args.frames}")
+    if args.fit_frames < MIN_FIT_FRAMES:
+        raise UserError(f"--fit-frames must be at least {MIN_FIT_FRAMES} (the MLP probe holds out a tenth of them "
+                        f"to stop early); got {args.fit_frames}")
     if args.horizon < 1:
         raise UserError("--horizon must be at least 1")
     if args.steps is not None and args.steps < 1:
@@ -69,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     for name in written:  # before the probes run, not after
         check_output_file(out / name, "--out", force=args.force)
     settings = ProbeSettings(episodes=args.episodes, fit_episodes=args.fit_episodes, seed=args.seed,
-                             steps=args.steps, dataset=args.dataset, horizon=args.horizon)
+                             steps=args.steps, dataset=args.dataset, horizon=args.horizon, frames=args.frames,
+                             fit_frames=args.fit_frames)
     if args.probe == "all":
         headline = run_all(model, settings, out, model_name=str(args.model), backend=args.backend,
                            pixel_decoder=pixel_decoder)

@@ -272,8 +272,8 @@ def test_cli_all(model_dir, tmp_path):
 
     out = tmp_path / "probes"
     assert main(["probe", "all", "--model", str(model_dir), "--out", str(out), "--episodes", "2",
-                 "--fit-episodes", "4", "--steps", "30", "--horizon", "2"]) == 0
-    for name in ("latent", "horizon", "surprise", "actions", "physics", "voe"):
+                 "--fit-episodes", "4", "--steps", "30", "--horizon", "2", "--frames", "16", "--fit-frames", "60"]) == 0
+    for name in ("latent", "horizon", "surprise", "actions", "physics", "pose", "voe"):
         assert (out / f"{name}.png").stat().st_size > 0
         assert json.loads((out / f"{name}.json").read_text())["probe"] == name
     physics = json.loads((out / "physics.json").read_text())
@@ -281,6 +281,8 @@ def test_cli_all(model_dir, tmp_path):
     assert physics["sources"] == {"train": "expert seeds 1100000..1100003", "test": "expert seeds 1000000..1000001"}
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["voe"]) == {"translation", "rotation", "both", "colour"}
+    assert json.loads((out / "pose.json").read_text())["settings"]["frames"] == 16
+    assert set(summary["pose"]["r2"]["mlp"]) == {"agent_xy", "block_xy", "block_angle"}
     assert summary["horizon"]["mean"]["h1"] > 0 and set(summary["physics"]["r2"]) == {
         "agent_xy", "block_xy", "block_angle"}
     # a second run into the same folder keeps the first one's files unless asked
