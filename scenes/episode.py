@@ -105,20 +105,21 @@ class ScenePlayer:
 class Episode:
     """A played episode, row t pairing frame t with the action taken after it (the last is NaN)."""
 
-    frames: np.ndarray  # (T, H, W, 3) uint8, with artifacts
-    clean_frames: np.ndarray  # (T, H, W, 3) uint8
+    frames: np.ndarray | None  # (T, H, W, 3) uint8, with artifacts; None when played without drawing
+    clean_frames: np.ndarray | None  # (T, H, W, 3) uint8
     actions: np.ndarray  # (T, 2)
     states: np.ndarray  # (T, 7)
     coverage: np.ndarray  # (T,)
     artifact_active: np.ndarray  # (T,) bool
 
 
-def play_episode(scene: Scene, image_size: int, steps: int | None = None, seed: int | None = None,
+def play_episode(scene: Scene, image_size: int | None, steps: int | None = None, seed: int | None = None,
                  state: np.ndarray | None = None, actions: np.ndarray | None = None) -> Episode:
     """Run a (non-manual) scene for `steps` env steps: steps + 1 frames.
 
     state: the start state (default: the reset distribution seeded by `seed`); actions: raw actions to replay,
-    row t taken after frame t, instead of the policy's (a recorded episode replays bit for bit)."""
+    row t taken after frame t, instead of the policy's (a recorded episode replays bit for bit); image_size None
+    plays without drawing (frames None)."""
     steps = scene.steps if steps is None else steps
     player = ScenePlayer(scene, image_size)
     rows = [player.reset(seed, state)]
@@ -129,8 +130,8 @@ def play_episode(scene: Scene, image_size: int, steps: int | None = None, seed: 
         rows.append(step)
     taken.append(np.full(2, np.nan))
     return Episode(
-        frames=np.stack([r.frame for r in rows]),
-        clean_frames=np.stack([r.clean_frame for r in rows]),
+        frames=None if image_size is None else np.stack([r.frame for r in rows]),
+        clean_frames=None if image_size is None else np.stack([r.clean_frame for r in rows]),
         actions=np.asarray(taken, np.float32),
         states=np.stack([r.state for r in rows]),  # float64: a replay from row 0 is exact
         coverage=np.array([r.info["coverage"] for r in rows], np.float32),

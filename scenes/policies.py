@@ -43,16 +43,36 @@ class RandomNearBlock:
 
 
 POLICIES = ("expert", "noisy-expert", "random", "manual")
+DEFAULT_NOISE = 0.3
 
 
-def make_policy(name: str, seed: int | None = None, noise: float = 0.3):
-    """A policy by name; "manual" is None (the caller supplies every action)."""
-    if name in ("expert", "noisy-expert"):
+def split_policy_name(name: str) -> tuple[str, float | None]:
+    """"noisy-expert:0.1" -> ("noisy-expert", 0.1): a noisy expert names its action noise (std, in action units)
+    after a colon; the plain name means DEFAULT_NOISE. Other policies take no level (None)."""
+    base, colon, level = name.partition(":")
+    if base not in POLICIES:
+        raise UserError(f"unknown policy {base!r}; known policies: {', '.join(POLICIES)}")
+    if not colon:
+        return base, DEFAULT_NOISE if base == "noisy-expert" else None
+    if base != "noisy-expert":
+        raise UserError(f"only noisy-expert takes a noise level (noisy-expert:0.2), not {base!r}")
+    try:
+        noise = float(level)
+    except ValueError:
+        noise = float("nan")
+    if not 0 <= noise <= 2:  # also refuses NaN
+        raise UserError(f"the noise level in {name!r} must be a number from 0 to 2 (the std of the added action noise)")
+    return base, noise
+
+
+def make_policy(name: str, seed: int | None = None):
+    """A policy by name ("noisy-expert:0.2" for a noise level); "manual" is None (the caller supplies every
+    action)."""
+    base, noise = split_policy_name(name)
+    if base in ("expert", "noisy-expert"):
         from scenes.expert import ExpertPolicy
 
-        return ExpertPolicy(noise=noise if name == "noisy-expert" else 0.0, seed=seed)
-    if name == "random":
+        return ExpertPolicy(noise=noise or 0.0, seed=seed)
+    if base == "random":
         return RandomNearBlock(seed=seed)
-    if name == "manual":
-        return None
-    raise UserError(f"unknown policy {name!r}; known policies: {', '.join(POLICIES)}")
+    return None  # manual

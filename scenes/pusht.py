@@ -137,9 +137,12 @@ class PushT(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, image_size: int = 224):
+    def __init__(self, image_size: int | None = 224):
+        """image_size None: a world without observations (reset and step return None for the frame), for
+        collections that store states and draw frames on demand."""
         self.image_size = image_size
-        self.observation_space = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        if image_size is not None:
+            self.observation_space = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float64)
         self._space: pymunk.Space | None = None
         self.block_color = None  # None: the reference LightSlateGray; perturbations may recolour it
@@ -217,9 +220,11 @@ class PushT(gym.Env):
         info = self.info()
         return self.render(), float(info["coverage"]), bool(info["success"]), False, info
 
-    def render(self) -> np.ndarray:
+    def render(self) -> np.ndarray | None:
         from scenes.render import draw_state
 
+        if self.image_size is None:
+            return None
         return draw_state(self.state, self.image_size, block_color=self.block_color)
 
     def info(self) -> dict:

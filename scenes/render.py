@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import cv2
@@ -52,16 +53,15 @@ def _fat_segment(canvas: pygame.Surface, color, segment, radius: int) -> None:
         pygame.draw.circle(canvas, color, p, radius)
 
 
-_canvas: pygame.Surface | None = None
+_local = threading.local()  # one canvas per thread: a training run draws its next batch beside its main thread
 XRGB_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # 32-bit XRGB: the canvas's usual pixel layout
 
 
 def draw_canvas(state: np.ndarray, block_color=None) -> pygame.Surface:
-    """Draw the scene on the shared 512 x 512 canvas (reused between calls: no allocation)."""
-    global _canvas
-    if _canvas is None:
-        _canvas = pygame.Surface((WORLD_SIZE, WORLD_SIZE))
-    canvas = _canvas
+    """Draw the scene on this thread's 512 x 512 canvas (reused between calls: no allocation)."""
+    canvas = getattr(_local, "canvas", None)
+    if canvas is None:
+        canvas = _local.canvas = pygame.Surface((WORLD_SIZE, WORLD_SIZE))
     block_color = block_color or LIGHT_SLATE_GRAY
     canvas.fill(WHITE)
     for box in _t_boxes_world(*GOAL_POSE):
@@ -103,3 +103,13 @@ def draw_state(state: np.ndarray, size: int, artifacts=(), env_step: int = 0,
     for artifact in artifacts:
         artifact.draw(frame, env_step)
     return frame
+
+
+def draw_states(states: np.ndarray, size: int) -> np.ndarray:
+    """Frames of many states (..., 7) -> (..., size, size, 3) uint8, each drawn by draw_state."""
+    states = np.asarray(states)
+    out = np.empty((*states.shape[:-1], size, size, 3), np.uint8)
+    flat = out.reshape(-1, size, size, 3)
+    for i, state in enumerate(states.reshape(-1, states.shape[-1])):
+        flat[i] = draw_state(state, size)
+    return out

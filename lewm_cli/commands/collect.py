@@ -13,9 +13,14 @@ def add_arguments(p):
     p.add_argument("--episodes", type=int, default=100, help="number of episodes")
     p.add_argument("--steps", type=int, default=300, help="env steps per episode (frames = steps + 1)")
     p.add_argument("--image-size", type=int, default=128, help="frame size in pixels (224 for the official model)")
+    p.add_argument("--pixels", choices=("stored", "drawn"), default="stored",
+                   help="stored: the frames in the file (the stable-worldmodel layout); drawn: states and actions "
+                        "only, about 1/1000 of the size, the frames drawn from the states when read, at any size "
+                        "(--image-size is then the size readers draw at by default)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED + i")
     p.add_argument("--mix", default="expert=0.3,noisy-expert=0.3,random=0.4",
-                   help="policy shares, e.g. expert=1 or expert=0.3,noisy-expert=0.3,random=0.4")
+                   help="policy shares, e.g. expert=1 or expert=0.3,noisy-expert=0.3,random=0.4; a noisy expert "
+                        "may name its action noise: noisy-expert:0.1=0.5,noisy-expert:0.4=0.5 (default 0.3)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes playing episodes in parallel (the file is the same for any number)")
 
@@ -29,6 +34,6 @@ def run(args):
         raise UserError("--episodes, --steps and --workers must be >= 1 and --image-size >= 8")
     check_output_file(args.out, "--out", force=args.force)
     result = collect(args.out, args.episodes, args.steps, args.image_size, args.seed, parse_mix(args.mix),
-                     workers=args.workers)
+                     workers=args.workers, drawn=args.pixels == "drawn")
     print(f"wrote {result['frames']} frames in {result['episodes']} episodes to {result['path']} "
           f"({result['frames_per_second']:.0f} frames/s, {result['workers']} worker(s))")

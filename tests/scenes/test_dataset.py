@@ -84,3 +84,31 @@ def test_unknown_policy_in_mix_is_refused(tmp_path, capsys):
     assert main(["collect", "--out", str(tmp_path / "x.h5"), "--mix", "chaos=1"]) == 2
     assert "unknown policy 'chaos'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dataset_without_pixels_draws_the_frames_collect_stores_byte_for_byte(tmp_path):
+    stored, drawn = tmp_path / "stored.h5", tmp_path / "drawn.h5"
+    for path, pixels in ((stored, "stored"), (drawn, "drawn")):
+        assert main(["collect", "--out", str(path), "--episodes", "3", "--steps", "30", "--image-size", "32",
+                     "--seed", "7", "--pixels", pixels, "--mix", "noisy-expert:0.1=1,noisy-expert:0.5=1,random=1"]) == 0
+    with EpisodeDataset(stored) as s, EpisodeDataset(drawn) as d:
+        assert d.drawn and not s.drawn and "pixels" not in d.file
+        assert np.array_equal(d.state, s.state) and np.array_equal(d.action, s.action, equal_nan=True)
+        assert np.array_equal(d.load_pixels(), s.load_pixels())
+        rows = np.array([[5, 3], [80, 5]])  # any rows, in any order, repeated
+        assert np.array_equal(d.frames_at(rows), s.frames_at(rows))
+    with EpisodeDataset(drawn, image_size=48) as d:  # a drawn file serves any size
+        assert d.frames(1).shape == (31, 48, 48, 3)
+
+
+def test_noise_levels_name_the_noisy_experts_action_noise(tmp_path):
+    from scenes.policies import make_policy
+
+    state = np.array([100.0, 100.0, 300.0, 300.0, 1.0, 0.0, 0.0])
+    quiet, loud = make_policy("noisy-expert:0.05", seed=1), make_policy("noisy-expert:0.8", seed=1)
+    expert = make_policy("expert", seed=1)
+    clean = expert(state)
+    assert np.abs(quiet(state) - clean).max() < np.abs(loud(state) - clean).max()
+    for bad in ("noisy-expert:loud", "noisy-expert:-1", "noisy-expert:nan", "random:0.2"):
+        with pytest.raises(UserError, match="noise level|only noisy-expert"):
+            make_policy(bad)
