@@ -26,6 +26,7 @@ class ModelConfig:
     # ViT encoder
     image_size: int = 224
     patch_size: int = 14
+    stem: str = "patch"  # "patch": the ViT's one strided convolution; "conv": stride-2 3x3 convolutions (model.py)
     enc_width: int = 192
     enc_depth: int = 12
     enc_heads: int = 3
@@ -55,6 +56,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
             raise UserError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if self.stem not in ("patch", "conv"):
+            raise UserError(f"unknown stem {self.stem!r}; choose patch or conv")
+        if self.stem == "conv" and (self.patch_size & (self.patch_size - 1) or self.patch_size < 2
+                                    or self.enc_width % self.patch_size):
+            raise UserError(f"the conv stem halves the image log2(patch_size) times and doubles its width up to "
+                            f"enc_width: patch_size must be a power of two (got {self.patch_size}) and enc_width a "
+                            f"multiple of it (got {self.enc_width})")
         if self.enc_width % self.enc_heads:
             raise UserError(f"enc_width {self.enc_width} is not a multiple of enc_heads {self.enc_heads}")
         for name in ("image_mean", "image_std"):

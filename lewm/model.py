@@ -7,6 +7,8 @@ backend, the ONNX export); the other methods are the pieces they are built from.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -21,12 +23,26 @@ ADALN_EPS = 1e-6
 # ----------------------------------------------------------------------------- ViT encoder (HF ViTModel)
 
 class ViTPatchEmbeddings(nn.Module):
+    """Pixels -> one token per patch. The "patch" stem (the ViT's) is one strided convolution of patch size; the
+    "conv" stem (Xiao et al. 2021, "Early convolutions help transformers see better") reaches the same grid by
+    log2(patch) stride-2 3x3 convolutions (GroupNorm, GELU; widths doubling up to enc_width), then a 1x1
+    projection: edges and corners are seen at full resolution before the pixels are pooled into a token."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.projection = nn.Conv2d(3, cfg.enc_width, cfg.patch_size, stride=cfg.patch_size)
+        if cfg.stem == "conv":
+            stages = cfg.patch_size.bit_length() - 1
+            widths = [3] + [cfg.enc_width >> (stages - i) for i in range(1, stages + 1)]
+            self.stem = nn.Sequential(*(layer for c_in, c_out in zip(widths, widths[1:]) for layer in (
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                nn.GroupNorm(math.gcd(8, c_out), c_out), nn.GELU())))
+            self.projection = nn.Conv2d(cfg.enc_width, cfg.enc_width, 1)
+        else:
+            self.stem = nn.Identity()
+            self.projection = nn.Conv2d(3, cfg.enc_width, cfg.patch_size, stride=cfg.patch_size)
 
     def forward(self, pixels: Tensor) -> Tensor:
-        return self.projection(pixels).flatten(2).transpose(1, 2)  # (N, patches, W)
+        return self.projection(self.stem(pixels)).flatten(2).transpose(1, 2)  # (N, patches, W)
 
 
 class ViTEmbeddings(nn.Module):
@@ -142,7 +158,8 @@ def _init_vit_weights(module: nn.Module) -> None:
     """HF ViT initialisation: truncated normal 0.02 for weights and embeddings, zero biases."""
     if isinstance(module, (nn.Linear, nn.Conv2d)):
         nn.init.trunc_normal_(module.weight, std=0.02)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
     elif isinstance(module, ViTEmbeddings):
         nn.init.trunc_normal_(module.cls_token, std=0.02)
         nn.init.trunc_normal_(module.position_embeddings, std=0.02)

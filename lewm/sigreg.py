@@ -42,8 +42,12 @@ def sigreg(z: Tensor, num_proj: int = 1024, knots: int = 17, t_max: float = 3.0,
 
 
 def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor, sigreg_weight: float = SIGREG_WEIGHT,
-              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+              generator: torch.Generator | None = None, rollout_steps: int = 1) -> tuple[Tensor, Tensor, Tensor]:
     """frames (B, T+1, H, W, 3) uint8 and raw action blocks (B, >=T, A), T <= history -> (total, pred, sigreg).
+
+    rollout_steps 2 adds a second pass over the window [z_0, predicted z_1 .. z_{T-1}]: its outputs from position
+    1 on predict z_2 .. z_T from predictions, as a rollout does, and pred is the mean of the two passes' errors
+    (multi-step losses make a model that a planner's rollouts cannot exploit as easily).
 
     Action rows that are NaN (past an episode's end) become 0 after z-scoring, i.e. the mean action.
     In a process group, pred is this rank's mean (DDP averages the gradients over the ranks) and SIGReg is that
@@ -55,8 +59,12 @@ def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor, sigreg_weight:
         raise ValueError(f"need 2..{model.config.history + 1} frames per clip, got {n}")
     emb = model.encode(model.preprocess_frames(frames.flatten(0, 1))).view(b, n, -1)
     actions = torch.nan_to_num(model.normalise_actions(action_blocks[:, :t]), nan=0.0)
-    pred = model.predict(emb[:, :t], model.embed_actions(actions))
-    pred_loss = F.mse_loss(pred, emb[:, 1:])
+    act_emb = model.embed_actions(actions)
+    pred = model.predict(emb[:, :t], act_emb)
+    pred_loss = F.mse_loss(pred.float(), emb[:, 1:].float())
+    if rollout_steps == 2 and t >= 2:
+        fed_back = model.predict(torch.cat([emb[:, :1], pred[:, :t - 1]], dim=1), act_emb)
+        pred_loss = (pred_loss + F.mse_loss(fed_back[:, 1:].float(), emb[:, 2:].float())) / 2
     reg = sigreg(gather_batch(emb).transpose(0, 1), generator=generator)
     return pred_loss + sigreg_weight * reg, pred_loss, reg
 
@@ -65,11 +73,12 @@ class LeWMObjective(nn.Module):
     """lewm_loss as a module's forward, the form DistributedDataParallel wraps (it syncs the gradients of what
     its forward computes)."""
 
-    def __init__(self, model: LeWM, sigreg_weight: float = SIGREG_WEIGHT):
+    def __init__(self, model: LeWM, sigreg_weight: float = SIGREG_WEIGHT, rollout_steps: int = 1):
         super().__init__()
         self.model = model
         self.sigreg_weight = sigreg_weight
+        self.rollout_steps = rollout_steps
 
     def forward(self, frames: Tensor, action_blocks: Tensor,
                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        return lewm_loss(self.model, frames, action_blocks, self.sigreg_weight, generator)
+        return lewm_loss(self.model, frames, action_blocks, self.sigreg_weight, generator, self.rollout_steps)

@@ -13,11 +13,13 @@ processes share it. Rank 0 alone writes the run folder and the progress bar.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from lewm.model import LeWM
 from lewm.sigreg import SIGREG_WEIGHT, LeWMObjective, sigreg
 from scenes.dataset import EpisodeDataset, action_statistics
 from lewm_errors import UserError
+from scenes.render import draw_states
 
 
 @dataclass
@@ -53,26 +56,42 @@ class TrainSettings:
     time_budget_minutes: float | None = None  # stop (with a checkpoint) after this much training wall time
     # "steps": the cosine decay runs over `steps`; "time": over the time budget (for a machine of unknown speed)
     schedule: str = "steps"
+    # "bf16": the forward pass under bfloat16 autocast (weights, optimiser and losses stay float32)
+    precision: str = "fp32"
+    # 2 adds a second prediction pass that feeds the first pass's predictions back (sigreg.lewm_loss)
+    rollout_steps: int = 1
 
     def __post_init__(self) -> None:
         if self.schedule not in ("steps", "time"):
             raise UserError(f"unknown schedule {self.schedule!r}; choose steps or time")
+        if self.precision not in ("fp32", "bf16"):
+            raise UserError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
+        if self.rollout_steps not in (1, 2):
+            raise UserError(f"rollout_steps must be 1 or 2, got {self.rollout_steps}")
         if self.schedule == "time" and not self.time_budget_minutes:
             raise UserError("the time schedule needs a time budget (--time-budget MINUTES)")
 
 
 class ClipSampler:
-    """All clips of a dataset, held in memory: frames (N, H, W, 3) uint8 and actions (N, 2).
+    """All clips of a dataset: frames (N, H, W, 3) uint8 and actions (N, 2).
 
-    The frames live on `device` when they fit in its free memory, so a GPU gathers its own batches."""
+    Stored frames are held in memory, on `device` when they fit in its free memory, so a GPU gathers its own
+    batches. A dataset without pixels keeps its states and draws each batch's frames when it is asked for them
+    (scenes.render.draw_states; about 0.5 ms a frame at 128 px, overlapped with the training step by
+    BatchPrefetcher)."""
 
     def __init__(self, dataset: EpisodeDataset, config: ModelConfig, device: str = "cpu"):
         self.config = config
         fs, h = config.frameskip, config.history
-        pixels = torch.from_numpy(dataset.load_pixels())
-        if device.startswith("cuda") and pixels.nbytes > 0.7 * torch.cuda.mem_get_info()[0]:
-            device = "cpu"  # too big for the GPU: gather on the host, copy each batch over
-        self.pixels = pixels.to(device)
+        self.states = dataset.state if dataset.drawn else None
+        if dataset.drawn:
+            self.pixels = None
+        else:
+            pixels = torch.from_numpy(dataset.load_pixels())
+            if device.startswith("cuda") and pixels.nbytes > 0.7 * torch.cuda.mem_get_info()[0]:
+                device = "cpu"  # too big for the GPU: gather on the host, copy each batch over
+            self.pixels = pixels.to(device)
+        self.device = device
         self.action = torch.from_numpy(dataset.action).to(device)
         span = fs * h  # env steps from the first to the last frame of a clip
         starts = []
@@ -94,6 +113,8 @@ class ClipSampler:
     def fingerprint(self) -> str:
         """A hash of the clips (their starts and actions, and some 64 frames spread over the dataset), to check
         that every rank trains on the same data."""
+        if self.pixels is None:
+            return array_fingerprint(self.starts, self.action.cpu().numpy(), self.states)
         stride = max(1, len(self.pixels) // 64)
         return array_fingerprint(self.starts, self.action.cpu().numpy(), self.pixels[::stride].cpu().numpy())
 
@@ -101,10 +122,34 @@ class ClipSampler:
         """Clips at `index` -> frames (B, history+1, H, W, 3) uint8, action blocks (B, history, A) raw,
         on the sampler's device."""
         s = self.starts[index]
-        device = self.pixels.device
-        frames = self.pixels[torch.from_numpy(s[:, None] + self.frame_offsets).to(device)]
+        device = self.device
+        rows = s[:, None] + self.frame_offsets
+        if self.pixels is None:
+            frames = torch.from_numpy(draw_states(self.states[rows], self.config.image_size)).to(device)
+        else:
+            frames = self.pixels[torch.from_numpy(rows).to(device)]
         actions = self.action[torch.from_numpy(s[:, None] + self.action_offsets).to(device)]
         return frames, actions.reshape(len(s), self.config.history, self.config.action_block_dim)
+
+
+class BatchPrefetcher:
+    """The next training batch, made on a worker thread while the current step computes (drawing frames and
+    gathering clips release the GIL for most of their time, as torch's kernels do). Batches come in the order
+    their indices were drawn, so a run is the same with or without it."""
+
+    def __init__(self, sampler: ClipSampler):
+        self.sampler = sampler
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="batches")
+        self.pending: Future | None = None
+
+    def next(self, index_now: np.ndarray, index_next: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of index_now (made ahead if it was asked for as index_next last time); starts index_next's."""
+        batch = self.pending.result() if self.pending is not None else self.sampler.batch(index_now)
+        self.pending = self.pool.submit(self.sampler.batch, index_next)
+        return batch
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def lr_at(step: int, s: TrainSettings, elapsed_s: float = 0.0) -> float:
@@ -219,10 +264,7 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
         raise UserError(f"a batch of {settings.batch_size} clips does not split evenly over {ranks.world_size} "
                         f"processes: make --batch-size a multiple of {ranks.world_size}")
     device = ranks.device()
-    with EpisodeDataset(dataset_path) as dataset:
-        if dataset.image_size != config.image_size:
-            raise UserError(f"{dataset_path} holds {dataset.image_size} px frames but the model expects "
-                            f"{config.image_size} px; collect with --image-size {config.image_size}")
+    with EpisodeDataset(dataset_path, config.image_size) as dataset:
         mean, std = action_statistics(dataset)
         sampler = ClipSampler(dataset, config, device)
 
@@ -269,7 +311,7 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
     # Seeded by (seed, step): a resumed run draws fresh batches, deterministically; every rank draws the same.
     rng = np.random.default_rng([settings.seed, step])
     model.train()
-    objective = LeWMObjective(model, settings.sigreg_weight)
+    objective = LeWMObjective(model, settings.sigreg_weight, settings.rollout_steps)
     if ranks.world_size > 1:
         use_global_batchnorm(model)
         # The BatchNorm buffers agree on every rank already (global statistics): no need to send them each step.
@@ -292,15 +334,25 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
     card = f"Checkpoint of a run trained with `lewm train` on {dataset_path}; see settings.json and log.jsonl.\n"
     start = time.perf_counter() - elapsed_before  # the time budget counts the whole run, across resumes
     bar = tqdm(total=settings.steps, initial=step, desc="train", unit="step", disable=not ranks.is_main)
+    autocast = (torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if settings.precision == "bf16"
+                else contextlib.nullcontext())
+    batches = BatchPrefetcher(sampler)
+
+    def draw_index() -> np.ndarray:
+        return rank_slice(rng.integers(0, len(sampler), settings.batch_size), ranks)
+
+    index_next = draw_index()
     try:
         while step < settings.steps:
             # rank 0's clock, so that every rank uses one learning rate and stops at one step
             elapsed = from_rank_zero(time.perf_counter() - start, device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, settings, elapsed)
-            frames, blocks = sampler.batch(rank_slice(rng.integers(0, len(sampler), settings.batch_size), ranks))
+            index, index_next = index_next, draw_index()
+            frames, blocks = batches.next(index, index_next)
             directions = torch.Generator(device).manual_seed(settings.seed * 1_000_003 + step)
-            loss, pred_loss, reg = objective(frames.to(device), blocks.to(device), directions)
+            with autocast:
+                loss, pred_loss, reg = objective(frames.to(device), blocks.to(device), directions)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -326,6 +378,7 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
                     log(f"time budget of {settings.time_budget_minutes} min reached at step {step}")
                 break
     finally:
+        batches.close()
         bar.close()
         if ranks.is_main:
             log_file.close()

@@ -105,3 +105,36 @@ def test_encode_frames_normalises_like_imagenet(make_model, make_frames):
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     torch.testing.assert_close(model.encode_frames(frames), model.encode((pixels - mean) / std))
+
+
+def test_the_conv_stem_reaches_the_patch_grid_by_stride_two_convolutions(make_frames):
+    from lewm_errors import UserError
+
+    config = preset("tiny", image_size=32, patch_size=8, stem="conv")
+    model = LeWM(config).eval()
+    stem = model.encoder.embeddings.patch_embeddings
+    strided = [m for m in stem.stem if isinstance(m, torch.nn.Conv2d)]
+    assert [m.stride for m in strided] == [(2, 2)] * 3 and strided[-1].out_channels == config.enc_width
+    tokens = stem(model.preprocess_frames(make_frames(2)))
+    assert tokens.shape == (2, config.num_patches, config.enc_width)
+    # a patch stem's checkpoint keys are unchanged by the option
+    assert not any(".stem." in k for k in LeWM(preset("tiny")).state_dict())
+    with pytest.raises(UserError, match="power of two"):
+        preset("tiny", image_size=36, patch_size=12, stem="conv")
+
+
+def test_the_two_step_loss_feeds_the_first_predictions_back(make_model, make_frames):
+    import torch.nn.functional as F
+
+    from lewm.sigreg import lewm_loss
+
+    model = make_model(dropout=0.0).train()  # no dropout: both computations see the same network
+    frames, blocks = make_frames(4, 4), torch.randn(4, 3, model.config.action_block_dim)
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    _, one, _ = lewm_loss(model, frames, blocks, generator=generator())
+    _, two, _ = lewm_loss(model, frames, blocks, generator=generator(), rollout_steps=2)
+    emb = model.encode(model.preprocess_frames(frames.flatten(0, 1))).view(4, 4, -1)
+    act = model.embed_actions(model.normalise_actions(blocks))
+    pred = model.predict(emb[:, :3], act)
+    fed = model.predict(torch.cat([emb[:, :1], pred[:, :2]], 1), act)
+    assert two.item() == pytest.approx((one.item() + F.mse_loss(fed[:, 1:], emb[:, 2:]).item()) / 2, rel=1e-4)

@@ -117,3 +117,26 @@ def test_train_command_sets_the_sigreg_weight(dataset, tmp_path):
     assert json.loads((run / "settings.json").read_text())["sigreg_weight"] == 0.5
     last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
     assert last["loss"] == pytest.approx(last["pred"] + 0.5 * last["sigreg"], rel=1e-5)
+
+
+def test_training_on_drawn_frames_is_training_on_stored_ones(tmp_path):
+    """A dataset without pixels draws, batch by batch on the prefetch thread, exactly the frames another stores: the
+    same run on each logs the same losses."""
+    logs = []
+    for pixels in (False, True):
+        path = tmp_path / f"d{pixels}.h5"
+        collect(path, episodes=2, steps=40, image_size=32, seed=3, mix={"noisy-expert:0.2": 1.0}, drawn=pixels)
+        run = tmp_path / f"run{pixels}"
+        train(path, run, preset("tiny"), TrainSettings(steps=3, batch_size=4, warmup=1, checkpoint_every=3),
+              log=lambda line: None)
+        logs.append([json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()])
+    assert logs[0][-1]["loss"] == logs[1][-1]["loss"] and logs[0][-1]["cos_real"] == logs[1][-1]["cos_real"]
+
+
+def test_bf16_autocast_and_the_two_step_loss_train(dataset, tmp_path):
+    settings = TrainSettings(steps=2, batch_size=4, warmup=1, checkpoint_every=2, precision="bf16", rollout_steps=2)
+    train(dataset, tmp_path / "run", preset("tiny", stem="conv"), settings, log=lambda line: None)
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(record["loss"]) and record["step"] == 2
+    with pytest.raises(UserError, match="precision"):
+        TrainSettings(precision="fp8")
