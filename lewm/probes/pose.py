@@ -59,11 +59,10 @@ DEFINITIONS = {
 
 
 @dataclass
-class PoseFrames:
-    """A set of still frames with their states: row k drawn from seeds[k]; touching[k] when the agent touches."""
+class PoseSet:
+    """The states of a set of still frames: row k drawn from seeds[k]; touching[k] when the agent touches."""
 
     states: np.ndarray  # (N, 7)
-    frames: np.ndarray  # (N, S, S, 3) uint8
     seeds: np.ndarray  # (N,)
     touching: np.ndarray  # (N,) bool
 
@@ -72,21 +71,23 @@ def touching_count(count: int, share: float = TOUCHING_SHARE) -> int:
     return int(round(count * share))
 
 
-def pose_frames(first_seed: int, count: int, image_size: int, share: float = TOUCHING_SHARE,
-                desc: str = "pose: drawing frames") -> PoseFrames:
-    """`count` frames from seeds first_seed, first_seed + 1, ...; the last `share` of them touching."""
+def pose_set(first_seed: int, count: int, share: float = TOUCHING_SHARE) -> PoseSet:
+    """`count` states from seeds first_seed, first_seed + 1, ...; the last `share` of them touching."""
     from scenes.pose_states import pose_states
-    from scenes.render import draw_state
 
     touching = touching_count(count, share)
     states, seeds = pose_states(first_seed, count, touching)
-    frames = np.stack([draw_state(s, image_size) for s in tqdm(states, desc=desc, leave=False)])
-    return PoseFrames(states=states, frames=frames, seeds=seeds, touching=np.arange(count) >= count - touching)
+    return PoseSet(states=states, seeds=seeds, touching=np.arange(count) >= count - touching)
 
 
-def encode_frames(model, frames: np.ndarray, desc: str = "pose: encoding") -> np.ndarray:
-    batches = range(0, len(frames), ENCODE_BATCH)
-    return np.concatenate([model.encode(frames[i:i + ENCODE_BATCH]) for i in tqdm(batches, desc=desc, leave=False)])
+def embed_states(model, states: np.ndarray, desc: str) -> np.ndarray:
+    """z of each state's frame at the model's image size, drawn and encoded a batch at a time (the frames are not
+    kept: 5,000 of them at 224 px would take 750 MB)."""
+    from scenes.render import draw_states
+
+    batches = range(0, len(states), ENCODE_BATCH)
+    return np.concatenate([model.encode(draw_states(states[i:i + ENCODE_BATCH], model.image_size))
+                           for i in tqdm(batches, desc=desc, leave=False)])
 
 
 def targets_of(states: np.ndarray) -> np.ndarray:
@@ -197,10 +198,9 @@ def run_pose(model, seed: int = HELD_OUT_SEED, frames: int = 1000, fit_frames: i
 
     if frames > FIT_SEED_OFFSET:
         raise ValueError(f"at most {FIT_SEED_OFFSET} scored frames (the fitting frames' seeds start there)")
-    fit = pose_frames(seed + FIT_SEED_OFFSET, fit_frames, model.image_size, desc="pose: drawing fitting frames")
-    scored = pose_frames(seed, frames, model.image_size, desc="pose: drawing scored frames")
-    z_fit = encode_frames(model, fit.frames, desc="pose: encoding fitting frames")
-    z_scored = encode_frames(model, scored.frames, desc="pose: encoding scored frames")
+    fit, scored = pose_set(seed + FIT_SEED_OFFSET, fit_frames), pose_set(seed, frames)
+    z_fit = embed_states(model, fit.states, desc="pose: drawing and encoding the fitting frames")
+    z_scored = embed_states(model, scored.states, desc="pose: drawing and encoding the scored frames")
     scores = score_embeddings(z_fit, fit.states, z_scored, scored.states, scored.touching)
     true, predicted = scores.pop("true"), scores.pop("predicted")
     result = {
@@ -220,7 +220,7 @@ def run_pose(model, seed: int = HELD_OUT_SEED, frames: int = 1000, fit_frames: i
     }
     if out is not None:
         write_json(Path(out) / "pose.json", result)
-        save_figure(pose_figure(true, predicted, scored.touching, result), Path(out) / "pose.png")
+        save_figure(pose_figure(true, predicted, scored.touching, result), Path(out) / "pose.png", palette=True)
     return result
 
 
