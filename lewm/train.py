@@ -94,16 +94,16 @@ class ClipSampler:
         self.device = device
         self.action = torch.from_numpy(dataset.action).to(device)
         span = fs * h  # env steps from the first to the last frame of a clip
-        starts = []
-        for e in range(dataset.num_episodes):
-            rows = dataset.rows(e)
-            for s in range(rows.start, rows.stop - span):
-                # the history action blocks (rows s .. s+span-1) must all be real actions
-                if np.all(np.isfinite(dataset.action[s:s + span])):
-                    starts.append(s)
-        if not starts:
+        # a clip starts at row s when rows s .. s+span (its frames) lie in one episode and the history action
+        # blocks, rows s .. s+span-1, are all real actions (an episode's last action is NaN)
+        bad = np.concatenate([[0], np.cumsum(~np.all(np.isfinite(dataset.action), axis=1))])
+        episodes = [dataset.rows(e) for e in range(dataset.num_episodes)]
+        starts = np.concatenate([np.arange(r.start, r.stop - span) for r in episodes] or [np.zeros(0, np.int64)])
+        starts = starts.astype(np.int64)
+        starts = starts[bad[starts + span] == bad[starts]]
+        if not len(starts):
             raise UserError(f"{dataset.path} has no episode longer than {span} env steps: nothing to train on")
-        self.starts = np.asarray(starts)
+        self.starts = starts
         self.frame_offsets = np.arange(h + 1) * fs
         self.action_offsets = np.arange(span)
 
