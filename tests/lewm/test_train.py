@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from lewm.checkpoint import load_model_folder
 from lewm.config import preset
@@ -131,6 +132,18 @@ def test_training_on_drawn_frames_is_training_on_stored_ones(tmp_path):
               log=lambda line: None)
         logs.append([json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()])
     assert logs[0][-1]["loss"] == logs[1][-1]["loss"] and logs[0][-1]["cos_real"] == logs[1][-1]["cos_real"]
+
+
+def test_a_drawn_dataset_held_in_memory_gives_the_batches_a_stored_one_gives(tmp_path):
+    batches = []
+    for drawn in (False, True):
+        path = tmp_path / f"d{drawn}.h5"
+        collect(path, episodes=2, steps=30, image_size=32, seed=5, mix={"noisy-expert:0.2": 1.0}, drawn=drawn)
+        with EpisodeDataset(path, 32) as d:
+            sampler = ClipSampler(d, preset("tiny"), hold_drawn=drawn)
+            assert drawn is False or sampler.pixels.shape == (62, 32, 32, 3)
+            batches.append(sampler.batch(np.array([0, 7, 19])))
+    assert all(torch.equal(a, b) for a, b in zip(*batches))
 
 
 def test_bf16_autocast_and_the_two_step_loss_train(dataset, tmp_path):
