@@ -1,15 +1,15 @@
 """The `lewm` command: one dispatcher above the four packages (scenes, lewm, export, monitor).
 
 Each subcommand is a module of lewm_cli.commands exposing HELP, add_arguments(parser) and run(args); those modules
-import heavy libraries (torch, onnxruntime, pygame) only inside run(), so `lewm --help` stays fast and torch-free.
-Only this package imports every layer; no layer imports it."""
+import heavy libraries (torch, onnxruntime, pygame, rerun) only inside run(), so `lewm --help` stays fast and
+torch-free. Only this package imports every layer; no layer imports it."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lewm_cli.commands import (bench, collect, export, import_official, list_scenes, monitor, plan, probe, train,
-                               train_decoder)
+from lewm_cli.commands import (bench, collect, export, import_official, list_scenes, monitor, plan, probe, rerun,
+                               train, train_decoder)
 from lewm_errors import UserError
 from lewm_cli.help_format import HelpFormatter
 
@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "bench": bench,
     "monitor": monitor,
     "plan": plan,
+    "rerun": rerun,
 }
 
 

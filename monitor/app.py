@@ -110,6 +110,8 @@ class MonitorApp:
                                    keep_forecasts=decoder is not None)
         self.worker = InferenceWorker(self.stream, lockstep=options.lockstep or options.headless, decoder=decoder)
         self.data = LiveData(options.horizon, bank, has_decoder=decoder is not None)
+        # Called as observer(result, row) for each step drained, after its numbers reached self.data (a Rerun stream)
+        self.observers: list = []
         self.paused = False
         self.speed = options.speed
         self.show_help = False
@@ -297,6 +299,9 @@ class MonitorApp:
                 "coverage": view.coverage, "mode": sim.mode, "seed": sim.seed}
         if plan is not None:
             info["plan"] = plan
+        events = sim.take_events()
+        if events:
+            info["events"] = events
         self.worker.submit(FrameItem(self.seq, view.env_step, view.frame, action, sim.episode_start,
                                      self.active_stream, view.dropped, info), wait=meanwhile is None)
         self.seq += 1
@@ -320,8 +325,12 @@ class MonitorApp:
             if self.data.spike_request is not None:  # its picture is decoded in the worker, with the next frame
                 self.worker.request_decode("spike", self.data.spike_request)
                 self.data.spike_request = None
-            if self.session is not None:
-                self.session.write(self._row(r))
+            if self.session is not None or self.observers:
+                row = self._row(r)
+                if self.session is not None:
+                    self.session.write(row)
+                for observer in self.observers:
+                    observer(r, row)
         return results
 
     def _row(self, r: Result) -> dict:

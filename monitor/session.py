@@ -26,14 +26,14 @@ LOG = "log.jsonl"
 META = "session.json"
 
 
-def _clean(value):
+def json_ready(value):
     """JSON-ready: arrays to lists, NaN to None."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (np.floating, float)):
         value = float(value)
         return None if math.isnan(value) else value
@@ -68,7 +68,7 @@ class Session:
     def _write_meta(self) -> None:
         tmp = self.folder / (META + ".tmp")
         try:
-            tmp.write_text(json.dumps(_clean(self.meta), indent=2) + "\n")
+            tmp.write_text(json.dumps(json_ready(self.meta), indent=2) + "\n")
             tmp.replace(self.folder / META)
         except OSError as err:
             tmp.unlink(missing_ok=True)
@@ -81,7 +81,7 @@ class Session:
     def write(self, row: dict) -> None:
         if self._log.closed:
             return
-        line = (json.dumps(_clean(row), separators=(",", ":")) + "\n").encode("utf-8")
+        line = (json.dumps(json_ready(row), separators=(",", ":")) + "\n").encode("utf-8")
         try:
             self._log.write(line)
             self._log.flush()

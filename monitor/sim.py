@@ -70,6 +70,7 @@ class Simulator:
         self.color_index = 0
         self.rng = np.random.default_rng(self.seed + 7919)
         self._episode_start = True
+        self._events: list[str] = []  # what the user did to the world since the last frame (teleports)
         self.reset(self.seed)
 
     # ---------------------------------------------------------------- episode
@@ -236,6 +237,12 @@ class Simulator:
         state[2:4] = self.rng.uniform(100, 400, size=2)
         state[4] = self.rng.uniform(0, 2 * math.pi)
         self.player.set_state(state)
+        self._events.append("teleport")
+
+    def take_events(self) -> list[str]:
+        """The events since the last call (logged with the frame that first shows them)."""
+        events, self._events = self._events, []
+        return events
 
     def select_next(self) -> None:
         active = [a for a in self.player.artifacts if a.active(self.env_step)]

@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                    help="which ONNX files to run (default: fp32; a replay: the session's)")
     p.add_argument("--screenshot", metavar="PNG", default=None, help="save the last drawn window to this PNG")
+    p.add_argument("--rerun", action="store_true", help="also stream every step to a Rerun viewer it starts (the "
+                   "optional extra rerun-sdk: pip install -e '.[rerun]'); `lewm rerun SESSION` makes a file of a "
+                   "recorded session")
     p.add_argument("--reference-episodes", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--reference-steps", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -93,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if mode == "replay" and replay is None:
         raise UserError("--mode replay needs --replay SESSION_DIR or --replay-dataset H5")
     headless = args.headless or not _has_display()
+    if args.rerun:
+        from monitor import rerun_recording  # noqa: F401  (without the extra: one line saying how to install it)
 
     from export.backends import load_engine
 
@@ -117,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
                                                   "reference_steps": args.reference_steps, "argv": sys.argv[1:]})
     app = MonitorApp(engine, bank, options, replay=replay)
     print(f"monitor: {engine.describe()}; session {app.session.folder}", file=sys.stderr)
+    if args.rerun:
+        _stream_to_rerun(app)
     out = run_app(app, steps)
     if args.screenshot:
         import pygame
@@ -132,6 +139,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"video: {out['video']}")
     print(f"session: {out['session']}")
     return 130 if out.get("interrupted") else 0
+
+
+def _stream_to_rerun(app) -> None:
+    """Every step the app drains also goes to a Rerun viewer, started here (it outlives the monitor)."""
+    from monitor.rerun_recording import SessionRecorder, blueprint, open_stream
+
+    stream = open_stream(app.session.folder.name)
+    stream.spawn(default_blueprint=blueprint())
+    app.observers.append(SessionRecorder(stream, app))
 
 
 def _has_display() -> bool:
