@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import rerun as rr
 import rerun.blueprint as rrb
+from rerun.blueprint.encodings import TextLogColumn, TextLogColumnKind
 
 from lewm.stream import ACTION_STREAMS
 from monitor.panels import style
@@ -70,7 +71,10 @@ def blueprint() -> rrb.Blueprint:
         rrb.Spatial2DView(origin="expects/lookahead", name="what the model expects (look-ahead, decoded)"),
         rrb.Tabs(rrb.Spatial2DView(origin="expects/spike", name="predicted | seen at the last spike"),
                  rrb.Spatial2DView(origin="expects/plan", name="plan end | goal")),
-        rrb.TextLogView(origin="events", name="events"),
+        rrb.TextLogView(origin="events", name="events", columns=rrb.TextLogColumns(text_log_columns=[
+            TextLogColumn(kind=TextLogColumnKind.LogLevel, visible=True),
+            TextLogColumn(kind=TextLogColumnKind.Body, visible=True),
+            TextLogColumn(kind=TextLogColumnKind.EntityPath, visible=False)])),
         column_shares=[700, 280, 284])
     return rrb.Blueprint(rrb.Vertical(top, bottom, row_shares=[428, 252]),
                          rrb.TimePanel(timeline=TIMELINE), collapse_panels=True)
