@@ -164,6 +164,45 @@ def test_the_live_stream_logs_what_the_file_holds(make_app, tiny_model, referenc
         assert a[entity] == b[entity], entity
 
 
+def test_plans_are_drawn_over_the_scene_live_with_their_candidates_and_from_the_file(make_app, tiny_model,
+                                                                                     reference_sizes, tmp_path):
+    pytest.importorskip("rerun", reason="the optional extra rerun-sdk: pip install -e '.[rerun]'")
+    from lewm.planner import CEMSettings
+    from monitor.rerun_recording import SessionRecorder, open_stream
+    from scenes.pusht import WORLD_SIZE
+
+    episodes, steps = reference_sizes
+    app = make_app(scene="expert", mode="plan", plan=CEMSettings(samples=24, iterations=3, elites=4),
+                   meta={"model": str(tiny_model), "precision": "fp32", "reference_episodes": episodes,
+                         "reference_steps": steps})
+    live = open_stream("live")
+    live.save(tmp_path / "live.rrd")
+    app.observers.append(SessionRecorder(live, app))
+    app.run_headless(30)
+    session = app.close()["session"]
+    live.flush()
+    live.disconnect()
+    assert lewm(["rerun", str(session), "--out", str(tmp_path / "file.rrd")]) == 0
+    rows = read_log(session)
+    planned = [r for r in rows if r.get("plan")]
+    assert [r["seq"] for r in planned] == [0, 25]
+    size = read_meta(session)["image_size"]
+    a, b = read_rrd(tmp_path / "live.rrd"), read_rrd(tmp_path / "file.rrd")
+    for data in (a, b):
+        chosen = data["/scene/plan/chosen"]["LineStrips2D:strips"]
+        assert sorted(chosen) == [0, 25]
+        for r in planned:  # the chosen path, in the frame's pixels
+            (strip,), = chosen[r["seq"]]  # one row of one strip
+            path = np.asarray(strip)
+            assert path.shape == (26, 2) and np.allclose(path[0], np.asarray(r["plan"]["start_xy"]) * size / WORLD_SIZE)
+        texts = [t for (t,) in data["/events"]["TextLog:text"][25]]
+        assert any(t.startswith("plan 2:") for t in texts)
+    (live_candidates,) = a["/scene/plan/candidates"]["LineStrips2D:strips"][25]
+    (live_elites,) = a["/scene/plan/elites"]["LineStrips2D:strips"][25]
+    assert len(live_candidates) == 20 and len(live_elites) == 4  # the last CEM iteration's samples
+    assert "LineStrips2D:strips" not in b["/scene/plan/candidates"]  # a session log keeps the chosen plan only
+
+
 def test_an_existing_out_file_is_kept_without_force(session, tmp_path, capsys):
     out = tmp_path / "kept.rrd"
     out.write_text("mine")
