@@ -54,7 +54,9 @@ def blueprint() -> rrb.Blueprint:
     """The monitor's window in Rerun: the scene at the top left, surprise across the top right, forecast error by
     horizon and the PCA trace under it, the "what the model expects" strip and the events across the bottom."""
     forecasts = rrb.Tabs(
-        rrb.BarChartView(origin="horizon", name="forecast error vs horizon (running mean)"),
+        # one stream and the baseline: a bar chart view stacks the series it shows (the others are in horizon/)
+        rrb.BarChartView(origin="horizon", contents=["horizon/real", "horizon/copy_last"],
+                         name="forecast error vs horizon, real actions (running mean), copy-last on top"),
         rrb.TimeSeriesView(origin="/", contents=["forecast_error/real/**", "copy_last/**"],
                            name="forecast errors as they arrive (real actions, copy-last)"),
         rrb.TimeSeriesView(origin="actions", name="actions"),
@@ -80,8 +82,12 @@ def blueprint() -> rrb.Blueprint:
                          rrb.TimePanel(timeline=TIMELINE), collapse_panels=True)
 
 
-def open_stream(name: str) -> rr.RecordingStream:
-    return rr.RecordingStream(APPLICATION, recording_id=name)
+def open_stream(name: str, live: bool = True) -> rr.RecordingStream:
+    """A recording stream for a session. Not live (a file made at once): rows are batched into large chunks (a few
+    per entity, where small batches made thousands, which a viewer takes minutes to load)."""
+    batching = None if live else rr.ChunkBatcherConfig(flush_tick=3600.0, flush_num_bytes=256 << 20,
+                                                       flush_num_rows=1 << 20)
+    return rr.RecordingStream(APPLICATION, recording_id=name, batcher_config=batching)
 
 
 class SessionRecorder:
@@ -102,8 +108,6 @@ class SessionRecorder:
         for k, name in enumerate(ACTION_STREAMS):
             colour = style.STREAM_COLORS[name]
             log(f"surprise/{name}", rr.SeriesLines(colors=colour, names=name, widths=2 if k == 0 else 1), static=True)
-            log(f"horizon/{name}", rr.BarChart(np.zeros(self.horizon), color=colour,
-                                               abscissa=np.arange(1, self.horizon + 1)), static=True)
             for h in range(1, self.horizon + 1):
                 shade = style.plasma((h - 1) / max(self.horizon - 1, 1))
                 log(f"forecast_error/{name}/h{h}", rr.SeriesPoints(colors=shade, names=f"{name} h={h}", marker_sizes=2),
@@ -111,8 +115,6 @@ class SessionRecorder:
         for h in range(1, self.horizon + 1):
             log(f"copy_last/h{h}", rr.SeriesPoints(colors=style.COPY_LAST, names=f"copy-last h={h}", marker_sizes=1),
                 static=True)
-        log("horizon/copy_last", rr.BarChart(np.zeros(self.horizon), color=style.COPY_LAST,
-                                             abscissa=np.arange(1, self.horizon + 1)), static=True)
         log("actions/x", rr.SeriesLines(colors=(200, 0, 120), names="action x"), static=True)
         log("actions/y", rr.SeriesLines(colors=(20, 150, 60), names="action y"), static=True)
         bank = self.app.bank
@@ -229,11 +231,11 @@ class SessionRecorder:
 
     def _log_running_means(self) -> None:
         means, copy_last = self.app.data.horizon_means()
-        for k, name in enumerate(ACTION_STREAMS):
-            self.rec.log(f"horizon/{name}", rr.BarChart(np.nan_to_num(means[k]),
-                                                        abscissa=np.arange(1, self.horizon + 1)))
-        self.rec.log("horizon/copy_last", rr.BarChart(np.nan_to_num(copy_last),
-                                                      abscissa=np.arange(1, self.horizon + 1)))
+        h = np.arange(1, self.horizon + 1)
+        for k, name in enumerate(ACTION_STREAMS):  # (static values would hide these: colours go with each)
+            self.rec.log(f"horizon/{name}", rr.BarChart(np.nan_to_num(means[k]), abscissa=h,
+                                                        color=style.STREAM_COLORS[name]))
+        self.rec.log("horizon/copy_last", rr.BarChart(np.nan_to_num(copy_last), abscissa=h, color=style.COPY_LAST))
 
     def _log_pca(self, row: dict, result) -> None:
         if row.get("pca") is None:

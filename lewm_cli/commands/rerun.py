@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     bank, _ = load_or_build(engine, settings["reference_episodes"] or DEFAULT_REFERENCE[0],
                             settings["reference_steps"] or DEFAULT_REFERENCE[1], text_progress)
     partial = out.with_name(out.name + ".partial")
-    stream = open_stream(folder.name)
+    stream = open_stream(folder.name, live=False)
     stream.save(partial, default_blueprint=blueprint())
     try:
         steps = build_recording(replay, engine, bank, settings["scene"] or DEFAULT_SCENE,
