@@ -16,7 +16,7 @@ def load_backend(model_dir: str | Path, backend: str = "torch", threads: int | N
     that each run a slice of a call's batch); default: each backend's own (torch: all cores; the engine: 1, as the
     monitor runs it)."""
     if threads is not None and threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
+        raise UserError(f"a backend needs at least 1 thread, got {threads}")
     if backend == "torch":
         from lewm.torch_backend import TorchBackend
 

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from lewm.bundled import BUNDLED_MODEL
+
 STREAMS = 3
 HORIZON = 10
 PREDICT_BATCH = STREAMS * (HORIZON + 1)
 LOOKAHEAD = 5  # the monitor's decoded look-ahead frames per model step
-DEFAULT_MODEL = Path("models/pusht-small")
 TARGETS = {"ort_speedup_over_torch": 1.5, "paper_p50_ms": 50.0, "small_p50_ms": 5.0}
 
 
@@ -49,7 +50,7 @@ def run_bench(model: str | Path | None = None, frames: int = 50, warmup: int = 5
                      "T = history)",
         "targets": TARGETS, "models": [], "notes": [],
     }
-    folder = Path(model) if model is not None else DEFAULT_MODEL
+    folder = Path(model) if model is not None else BUNDLED_MODEL
     if model is not None and not folder.is_dir():
         from lewm_errors import UserError
         raise UserError(f"model folder not found: {folder}")

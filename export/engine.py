@@ -216,6 +216,10 @@ def _candidates(providers: Sequence[str] | None) -> list[str]:
     available = ort.get_available_providers()
     if providers is None:
         return [p for p in PREFERRED if p in available]
+    unknown = [name for name in providers if name not in ort.get_all_providers()]
+    if unknown:
+        raise UserError(f"unknown execution provider {', '.join(unknown)}; this onnxruntime build has "
+                        f"{', '.join(available)}")
     chosen = []
     for name in providers:
         if name in available:
@@ -261,6 +265,11 @@ def _first_session(path: Path, candidates: list[str], options: ort.SessionOption
             leave_out = {"disabled_optimizers": list(disabled)} if disabled else {}
             session = ort.InferenceSession(str(path), sess_options=options, providers=chain, **leave_out)
         except Exception as err:  # onnxruntime raises several types (Fail, RuntimeException, ...)
+            if name == CPU:  # the CPU provider runs any whole graph: the file itself is damaged
+                precision = next((p for p in ("int8", "fp16") if f".{p}." in path.name), "fp32")
+                reason = " ".join(str(err).split())[:200]
+                raise UserError(f"{path} is damaged or not an ONNX file ({reason}); "
+                                f"{_how_to_make(path.parent, precision)} again") from None
             problems.append(f"{name}: {err}")
             warnings.warn(f"{name} failed to start a session for {path.name} ({err}); trying the next provider",
                           RuntimeWarning, stacklevel=3)

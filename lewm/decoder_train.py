@@ -45,9 +45,9 @@ class DecoderTrainSettings:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
-            raise UserError("--steps, --batch-size and --checkpoint-every must be at least 1")
+            raise UserError("the decoder's steps, batch size and checkpoint interval must be at least 1")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
-            raise UserError("--time-budget must be positive (minutes)")
+            raise UserError("the decoder's time budget must be positive (minutes)")
         if not 0 < self.val_fraction < 1:
             raise UserError(f"the held-out share must be between 0 and 1, got {self.val_fraction}")
 

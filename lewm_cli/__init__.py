@@ -6,8 +6,12 @@ torch-free. Only this package imports every layer; no layer imports it."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import warnings
 
+from lewm_cli.arguments import Parser
 from lewm_cli.commands import (bench, collect, export, import_official, list_scenes, monitor, plan, probe, rerun,
                                train, train_decoder)
 from lewm_errors import UserError
@@ -29,7 +33,7 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lewm",
         description="Watch LeWM, a JEPA world model, think on PushT: collect data, train, probe, export, monitor.",
     )
@@ -41,12 +45,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: the command stops as at Ctrl-C (its finally blocks run) and exits 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; exit codes: 0 done, 2 bad input (one line), 130 Ctrl-C, 143 SIGTERM."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad command line (its one line is printed)
+        return stop.code
+    formatwarning = warnings.formatwarning  # a warning is one line, without the source line that raised it
+    warnings.formatwarning = lambda message, category, *rest: f"lewm {args.command}: warning: {message}\n"
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args._run(args) or 0
     except UserError as err:
-        print(f"lewm {args.command}: error: {err}", file=sys.stderr)
+        print(f"lewm {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:
         from lewm.extras import missing_extra
@@ -56,5 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lewm {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"lewm {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"lewm {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated:
+        print(f"lewm {args.command}: interrupted (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        warnings.formatwarning = formatwarning
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def one_line(err: Exception) -> str:
+    """An error's message on one line (a library's message, e.g. h5py's, may span several)."""
+    return " ".join(str(err).split())

@@ -12,6 +12,7 @@ into the session log.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -80,7 +81,8 @@ def init_pygame(headless: bool) -> bool:
     if headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"
-    pygame.display.init()
+    with sdl_notes_hidden():
+        pygame.display.init()
     pygame.font.init()
     driver = pygame.display.get_driver()
     if not headless and driver in ("offscreen", "dummy"):
@@ -89,6 +91,22 @@ def init_pygame(headless: bool) -> bool:
               f"headless", file=sys.stderr)
         return True
     return headless
+
+
+@contextlib.contextmanager
+def sdl_notes_hidden():
+    """SDL writes notes about its environment straight to file descriptor 2 while it looks for a display ("error:
+    XDG_RUNTIME_DIR is invalid or not set"); they read like a failure of the monitor, which says itself what it
+    found (init_pygame), so they go to /dev/null meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class MonitorApp:
@@ -296,7 +314,7 @@ class MonitorApp:
                                   render_view(record["goal_state"], self.engine.image_size, [], 0),
                                   record.get("goal_pca"))
         info = {"state": view.state, "action": action, "artifacts": view.artifacts, "block_color": view.block_color,
-                "coverage": view.coverage, "mode": sim.mode, "seed": sim.seed}
+                "coverage": view.coverage, "mode": sim.mode, "seed": view.extra.get("seed", sim.seed)}
         if plan is not None:
             info["plan"] = plan
         events = sim.take_events()
@@ -528,7 +546,7 @@ def run_app(app: MonitorApp, steps: int | None = None) -> dict:
     """Run the app (headless for `steps` when options.headless), finalising on quit, Ctrl-C and SIGTERM.
 
     Ctrl-C and SIGTERM ask the loop to stop after the step in hand (an exception raised mid-write would kill the
-    encoder and lose the video); a second one stops at once. Either way out["interrupted"] is set."""
+    encoder and lose the video); a second one stops at once. Either way out["interrupted"] is the first signal."""
     signals = []
 
     def _stop(signum, frame):
@@ -551,7 +569,7 @@ def run_app(app: MonitorApp, steps: int | None = None) -> dict:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if signals:
-        out["interrupted"] = True
+        out["interrupted"] = signal.Signals(signals[0])
     return out
 
 

@@ -8,6 +8,8 @@ gives its pixels (redrawn from the states when their size differs from the model
 
 A session replay runs with the session's own settings (scene, seed, model, precision, horizon, reference bank:
 `replay_settings`); a flag that says otherwise is an error, since the numbers would no longer be the recording's.
+Nothing is guessed: a missing or unreadable session.json, or a recorded model folder that is gone, is an error; an
+explicit --model replays on another model and the replay's session.json records that it did.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.session import read_log, read_meta
+from lewm.config import read_json_object
+from monitor.session import META, read_log
 from monitor.sim import View, render_view
 from lewm_errors import UserError
 from scenes.render import draw_state
@@ -47,7 +50,12 @@ class SessionReplay(Playback):
         self.folder = Path(folder)
         if not self.folder.exists():
             raise UserError(f"no session at {self.folder}")
-        self.meta = read_meta(self.folder)
+        try:
+            self.meta = read_json_object(self.folder / META, "the session's settings file")
+        except UserError as err:
+            raise UserError(f"{err}; a replay runs with the settings the session recorded there (model, scene, "
+                            "seed, horizon), so it cannot run without them: restore the file from a copy of the "
+                            "session") from None
         self.rows = [r for r in read_log(self.folder) if r.get("state") is not None]
         if not self.rows:
             raise UserError(f"the session {self.folder} has no steps to replay")
@@ -67,7 +75,8 @@ class SessionReplay(Playback):
         frame = render_view(r["state"], size, r.get("artifacts", []), r["env_step"], color)
         return View(int(r["env_step"]), frame, np.asarray(r["state"]), list(r.get("artifacts", [])), color,
                     r.get("coverage") or float("nan"), self.action(), dropped=bool(r.get("dropped")),
-                    active_stream=r.get("active_stream"), extra={"plan": r["plan"]} if r.get("plan") else {})
+                    active_stream=r.get("active_stream"),
+                    extra={key: r[key] for key in ("plan", "seed") if r.get(key) is not None})
 
     @property
     def episode_start(self) -> bool:
@@ -85,7 +94,7 @@ class DatasetReplay(Playback):
         data = EpisodeDataset(path)
         try:
             if not 0 <= episode < data.num_episodes:
-                raise UserError(f"{path} has {data.num_episodes} episodes; --episode {episode} is out of range")
+                raise UserError(f"{path} has {data.num_episodes} episodes; episode {episode} is out of range")
             rows = data.rows(episode)
             self.pixels = data.frames(episode)
             self.actions = data.action[rows]
@@ -131,9 +140,13 @@ def replay_settings(meta: dict, given: dict) -> dict:
             clashes.append(f"--{option.replace('_', '-')} {given[option]} (the session's is {meta[key]})")
         out[option] = meta[key]
     recorded = meta.get("model")
-    if recorded is not None and Path(recorded).is_dir():
-        if given.get("model") is not None and Path(given["model"]).resolve() != Path(recorded).resolve():
-            clashes.append(f"--model {given['model']} (the session's is {recorded})")
+    if given.get("model") is not None:
+        if recorded is None or Path(given["model"]).resolve() != Path(recorded).resolve():
+            out["model_replaced"] = {"recorded": recorded, "replayed_on": str(Path(given["model"]).resolve())}
+    elif recorded is None or not Path(recorded).is_dir():
+        raise UserError(f"the session's model folder {recorded} is gone, so its numbers cannot be reproduced; pass "
+                        "--model DIR to replay it on another model (the replay's session.json says so)")
+    else:
         out["model"] = recorded
     if clashes:
         raise UserError("a replay runs as the session ran; drop " + ", ".join(clashes))

@@ -92,6 +92,7 @@ class InferenceWorker:
         item.submitted = time.perf_counter()
         with self._cond:
             self._raise_error()
+            self.dropped += item.dropped  # a replay's re-dropped frame counts as the recording counted it
             if self._slot is not None:  # the model fell behind: the waiting frame is dropped
                 self.dropped += 1
                 if self._busy:  # published after the frame in flight, which is older

@@ -53,3 +53,24 @@ def test_python_m_lewm_cli_is_the_lewm_command():
     assert out.returncode == 0 and "usage: lewm" in out.stdout
     for name in SUBCOMMANDS:
         assert name in out.stdout
+
+
+def test_the_parser_builds_without_onnxruntime_or_torch():
+    """`lewm --help` and every subcommand's help come from the parser alone: neither library may be needed."""
+    code = """
+import sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnxruntime"):
+            raise ImportError(f"{name} is blocked")
+sys.meta_path.insert(0, Blocked())
+import argparse
+from lewm_cli import build_parser
+parser = build_parser()
+sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+print(sum(len(p.format_help()) > 0 for p in sub.choices.values()), len(sub.choices))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    built, total = out.stdout.split()
+    assert built == total == str(len(SUBCOMMANDS))

@@ -10,6 +10,19 @@ BUNDLED = Path(__file__).resolve().parents[1] / "models" / "pusht-small"
 
 
 @pytest.fixture
+def inputs(tmp_path):
+    """A dataset and an (empty) official checkpoint folder: the inputs exist, the output is the problem."""
+    from scenes.catalog import get_scene
+    from scenes.dataset import DatasetWriter
+    from scenes.episode import play_episode
+
+    episode = play_episode(get_scene("expert"), 32, steps=5, seed=0)
+    with DatasetWriter(tmp_path / "data.h5", 32) as writer:
+        writer.add_episode(episode.frames, episode.actions, episode.states)
+    (tmp_path / "official").mkdir()
+
+
+@pytest.fixture
 def occupied(tmp_path):
     folder = tmp_path / "occupied"
     folder.mkdir()
@@ -18,12 +31,13 @@ def occupied(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [
-    ["train", "--data", "missing.h5", "--run", "run", "--preset", "tiny", "--out"],
-    ["train-decoder", "--model", str(BUNDLED), "--data", "missing.h5", "--out"],
-    ["import-official", "missing-folder", "--out"],
+    ["train", "--data", "data.h5", "--run", "run", "--preset", "tiny", "--out"],
+    ["train-decoder", "--model", str(BUNDLED), "--data", "data.h5", "--out"],
+    ["import-official", "official", "--out"],
     ["export", "--preset", "tiny", "--random-weights", "--out"],
 ], ids=lambda argv: argv[0])
-def test_a_folder_that_holds_files_is_refused_before_the_work(argv, occupied, tmp_path, capsys, monkeypatch):
+def test_a_folder_that_holds_files_is_refused_before_the_work(argv, inputs, occupied, tmp_path, capsys,
+                                                              monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main([*argv, str(occupied)]) == 2
     err = capsys.readouterr().err

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import argparse
 
+from lewm.bundled import BUNDLED_MODEL
+from lewm_cli.arguments import COUNT, MODEL, THREADS, Integer
+
 HELP = "benchmark torch eager vs ONNX Runtime (fp32, int8) per frame"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="model folder (default models/pusht-small if it exists)")
-    parser.add_argument("--frames", type=int, default=50, help="timed frames per backend, after the warm-up")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed frames first")
+    parser.add_argument("--model", type=MODEL, default=BUNDLED_MODEL,
+                        help=f"model folder (default: the bundled {BUNDLED_MODEL.name})")
+    parser.add_argument("--frames", type=COUNT, default=50, help="timed frames per backend, after the warm-up")
+    parser.add_argument("--warmup", type=Integer(0), default=5, help="untimed frames first")
     parser.add_argument("--presets", default="paper",
                         help="comma-separated presets to run with random weights ('' for none)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=THREADS, default=1,
                         help="CPU threads per backend (torch's intra-op threads; ONNX Runtime runs slices of each "
                              "call's batch on them)")
     parser.add_argument("--torch-device", default="cpu",
@@ -31,8 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from lewm_errors import UserError
 
-    if args.frames < 1 or args.warmup < 0 or args.threads < 1:
-        raise UserError("--frames and --threads must be >= 1, --warmup >= 0")
+    from lewm.config import PRESETS
+
+    presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise UserError(f"--presets: unknown preset {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
     if args.torch_device.startswith("cuda"):
         import torch
 
@@ -44,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out, "--out", force=args.force)
 
-    presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
     report = run_bench(args.model, frames=args.frames, warmup=args.warmup, presets=presets, threads=args.threads,
                        out=args.out, torch_device=args.torch_device,
                        int8_cache=default_int8_cache() if args.int8_cache is None else args.int8_cache or None)

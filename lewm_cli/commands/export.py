@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import argparse
 
+from lewm.bundled import BUNDLED_MODEL
+from lewm.config import PRESETS
+from lewm_cli.arguments import MODEL, Integer
+
 HELP = "export a model folder to ONNX (encoder.onnx, predictor.onnx, rollout.onnx), verified against torch"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="model folder to export (written into it)")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset")
+    parser.add_argument("--model", type=MODEL, default=None,
+                        help=f"model folder to export, written into it (default: the bundled {BUNDLED_MODEL.name})")
+    parser.add_argument("--opset", type=Integer(18, 21), default=18, help="ONNX opset")
     parser.add_argument("--int8", action="store_true",
                         help="also write encoder.int8.onnx / predictor.int8.onnx (dynamic int8 for the CPU; where a "
                         "graph's agreement with fp32 falls below 0.999, its most sensitive weight products stay "
@@ -24,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp16", action="store_true",
                         help="also write encoder.fp16.onnx / predictor.fp16.onnx (needs onnxconverter-common)")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch check")
-    parser.add_argument("--preset", default=None, help="with --random-weights: the preset's sizes (tiny, small, paper)")
+    parser.add_argument("--preset", default=None, choices=tuple(PRESETS), help="with --random-weights: the preset's sizes (tiny, small, paper)")
     parser.add_argument("--random-weights", action="store_true",
                         help="make a random-weight model folder of --preset at --out, then export it")
     parser.add_argument("--out", default=None, help="with --random-weights: the model folder to make")
@@ -38,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if args.random_weights:
         if args.model or not (args.preset and args.out):
             raise UserError("--random-weights makes a new folder: give --preset NAME and --out DIR (not --model)")
-    elif args.model is None:
-        raise UserError("give --model DIR (or --preset NAME --random-weights --out DIR)")
     elif args.preset or args.out:
         raise UserError("--preset and --out go with --random-weights")
+    else:
+        args.model = args.model or BUNDLED_MODEL
 
     if args.fp16:
         from export.quantize import fp16_available

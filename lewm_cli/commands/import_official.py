@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import argparse
 
+from lewm_cli.arguments import FILE, FOLDER
+
 HELP = "convert the official LeWM checkpoint into a model folder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", help="folder holding the official weights.pt and config.json")
+    parser.add_argument("folder", type=FOLDER, help="folder holding the official weights.pt and config.json")
     parser.add_argument("--out", required=True, help="model folder to write")
-    parser.add_argument("--dataset", default=None,
+    parser.add_argument("--dataset", type=FILE, default=None,
                         help="HDF5 dataset whose `action` column gives the action statistics")
     parser.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
 

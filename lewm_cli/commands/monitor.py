@@ -7,11 +7,14 @@ Every run writes a session folder under --sessions (replay it with --replay SESS
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from lewm.bundled import BUNDLED_MODEL
 from lewm_errors import UserError
+
+from lewm_cli.arguments import COUNT, DATASET, FOLDER, MODEL, SEED, Integer, Number
 
 HELP = "open the live monitor (headless: run a scene and write its video and session)"
 DEFAULT_SCENE = "seed-artifact"
@@ -21,28 +24,28 @@ HEADLESS_CAP = 300
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="model folder (config.json + ONNX files); its config gives "
+    p.add_argument("--model", type=MODEL, default=None, help="model folder (config.json + ONNX files); its config gives "
                    f"the frame size and frameskip (default: the bundled {BUNDLED_MODEL.name}; a replay: the "
                    "session's)")
     p.add_argument("--scene", default=None, help=f"named scene to start (`lewm scenes` lists them; default: "
                    f"{DEFAULT_SCENE}; a replay: the session's)")
-    p.add_argument("--seed", type=int, default=None, help="episode seed (default: the scene's)")
+    p.add_argument("--seed", type=SEED, default=None, help="episode seed (default: the scene's)")
     p.add_argument("--mode", choices=("expert", "manual", "plan", "replay"), default=None,
                    help="who acts: the scripted expert, you (mouse / arrows), the model planning toward a goal (CEM), "
                         "or a replay (default: expert, or replay with --replay/--replay-dataset)")
-    p.add_argument("--replay", metavar="SESSION_DIR", default=None, help="play a recorded session back")
-    p.add_argument("--replay-dataset", metavar="H5", default=None, help="play a dataset episode back")
-    p.add_argument("--episode", type=int, default=0, help="the episode of --replay-dataset")
+    p.add_argument("--replay", metavar="SESSION_DIR", type=FOLDER, default=None, help="play a recorded session back")
+    p.add_argument("--replay-dataset", metavar="H5", type=DATASET, default=None, help="play a dataset episode back")
+    p.add_argument("--episode", type=Integer(0), default=0, help="the episode of --replay-dataset")
     p.add_argument("--headless", action="store_true", help="no window, even with a display")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=COUNT, default=None,
                    help=f"headless run length in env steps (default: the scene's length, at most {HEADLESS_CAP})")
     p.add_argument("--lockstep", action="store_true", help="the simulator waits for the model (no dropped frames)")
     p.add_argument("--record", metavar="FILE", default=None, help="record the window to this mp4 from the start")
     p.add_argument("--force", action="store_true", help="overwrite --record and --screenshot files that exist")
     p.add_argument("--sessions", default="sessions", help="folder for session folders")
-    p.add_argument("--speed", type=float, default=1.0, help="simulator speed (x 10 env steps/s); 0 = as fast as "
+    p.add_argument("--speed", type=Number(minimum=0), default=1.0, help="simulator speed (x 10 env steps/s); 0 = as fast as "
                    "the model keeps up")
-    p.add_argument("--horizon", type=int, default=None,
+    p.add_argument("--horizon", type=COUNT, default=None,
                    help=f"forecast horizon H in model steps (default: {DEFAULT_HORIZON}; a replay: the session's)")
     p.add_argument("--provider", default=None, help="ONNX Runtime execution provider to try first (e.g. "
                    "CUDAExecutionProvider); default: the best available")
@@ -52,8 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerun", action="store_true", help="also stream every step to a Rerun viewer it starts (the "
                    "optional extra rerun-sdk: pip install -e '.[rerun]'); `lewm rerun SESSION` makes a file of a "
                    "recorded session")
-    p.add_argument("--reference-episodes", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--reference-steps", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--reference-episodes", type=COUNT, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--reference-steps", type=COUNT, default=None, help=argparse.SUPPRESS)
 
 
 def text_progress(fraction: float, message: str) -> None:
@@ -83,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) is None:
             setattr(args, name, value)
     scene = get_scene(args.scene)  # unknown scene: a clear error before anything heavy
-    if args.horizon < 1:
-        raise UserError("--horizon must be at least 1")
     for option, path in (("--record", args.record), ("--screenshot", args.screenshot)):
         if path:  # before the run: a bad path must not cost the run, nor overwrite a file silently
             check_output_file(path, option, force=args.force)
@@ -108,8 +109,6 @@ def run(args: argparse.Namespace) -> int:
     headless = init_pygame(headless)
     progress = text_progress if headless else _window_progress()
     bank, where = load_or_build(engine, args.reference_episodes, args.reference_steps, progress)
-    if args.steps is not None and args.steps < 1:
-        raise UserError("--steps must be at least 1")
     steps = args.steps
     if steps is None:
         steps = len(replay) if replay is not None else min(scene.steps, HEADLESS_CAP)
@@ -119,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
                       horizon=args.horizon, meta={"model": str(Path(args.model).resolve()), "reference": where,
                                                   "precision": args.precision,
                                                   "reference_episodes": args.reference_episodes,
-                                                  "reference_steps": args.reference_steps, "argv": sys.argv[1:]})
+                                                  "reference_steps": args.reference_steps, "argv": sys.argv[1:],
+                                                  **({"model_replaced": args.model_replaced}
+                                                     if getattr(args, "model_replaced", None) else {})})
     app = MonitorApp(engine, bank, options, replay=replay)
     print(f"monitor: {engine.describe()}; session {app.session.folder}", file=sys.stderr)
     if args.rerun:
@@ -133,12 +134,17 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, pygame.error) as err:
             raise UserError(f"cannot write --screenshot {args.screenshot}: {err}") from None
         print(f"screenshot: {args.screenshot}")
-    if headless and "steps" in out:
-        print(f"ran {out.get('steps', 0)} env steps in {out.get('seconds', 0):.1f} s")
+    interrupted = out.get("interrupted")
+    ran = f"{out['steps']} env steps in {out['seconds']:.1f} s" if "steps" in out else ""
+    if interrupted:
+        name = "Ctrl-C" if interrupted == signal.SIGINT else interrupted.name
+        print(f"interrupted ({name})" + (f" after {ran}" if ran else "") + "; what ran is saved")
+    elif ran:
+        print(f"ran {ran}")
     if out.get("video"):
         print(f"video: {out['video']}")
     print(f"session: {out['session']}")
-    return 130 if out.get("interrupted") else 0
+    return 128 + interrupted if interrupted else 0
 
 
 def _stream_to_rerun(app) -> None:

@@ -10,38 +10,42 @@ from __future__ import annotations
 
 import argparse
 
+from lewm.bundled import BUNDLED_MODEL
+from lewm_cli.arguments import COUNT, MODEL, SEED, THREADS, Number
+
 HELP = "evaluate goal-reaching by CEM planning on PushT (success rates, plan times)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from export.engine import available_cores
     from lewm.planner import CEMSettings
     from lewm.planning_eval import BUDGET, GOAL_OFFSET
 
     d = CEMSettings()
-    p.add_argument("--model", required=True, help="model folder (config.json + weights, and ONNX files for onnx)")
+    p.add_argument("--model", type=MODEL, default=BUNDLED_MODEL,
+                   help="model folder (config.json + weights, and ONNX files for onnx; default: the bundled "
+                        f"{BUNDLED_MODEL.name})")
     p.add_argument("--out", required=True, help="folder for plan.json and plan.png")
-    p.add_argument("--episodes", type=int, default=50, help="trials (one per held-out expert episode)")
-    p.add_argument("--seed", type=int, default=42, help="seed of the start steps, the planner and the random baseline")
-    p.add_argument("--episode-seed", type=int, default=1_000_000,
+    p.add_argument("--episodes", type=COUNT, default=50, help="trials (one per held-out expert episode)")
+    p.add_argument("--seed", type=SEED, default=42, help="seed of the start steps, the planner and the random baseline")
+    p.add_argument("--episode-seed", type=SEED, default=1_000_000,
                    help="first held-out expert episode seed (the training data uses seeds below 1,000,000)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="onnx (export.engine.OnnxEngine, the monitor's engine) or torch (the weights)")
-    p.add_argument("--threads", type=int, default=available_cores(),
+    p.add_argument("--threads", type=THREADS, default=None,
                    help="CPU threads for the backend (onnx: each call's batch of candidates is split across them; "
                         "torch: its intra-op threads); the default is every core this process may use")
     p.add_argument("--force", action="store_true", help="overwrite OUT/plan.json and OUT/plan.png if they exist")
-    p.add_argument("--goal-offset", type=int, default=GOAL_OFFSET, help="env steps from start to goal state")
-    p.add_argument("--budget", type=int, default=BUDGET, help="env steps each method gets to reach the goal")
-    p.add_argument("--samples", type=int, default=d.samples, help="CEM candidate sequences per iteration")
-    p.add_argument("--iterations", type=int, default=d.iterations, help="CEM iterations per plan")
-    p.add_argument("--elites", type=int, default=d.elites, help="lowest-cost candidates that refit the sampler")
-    p.add_argument("--var-scale", type=float, default=d.var_scale,
+    p.add_argument("--goal-offset", type=COUNT, default=GOAL_OFFSET, help="env steps from start to goal state")
+    p.add_argument("--budget", type=COUNT, default=BUDGET, help="env steps each method gets to reach the goal")
+    p.add_argument("--samples", type=COUNT, default=d.samples, help="CEM candidate sequences per iteration")
+    p.add_argument("--iterations", type=COUNT, default=d.iterations, help="CEM iterations per plan")
+    p.add_argument("--elites", type=COUNT, default=d.elites, help="lowest-cost candidates that refit the sampler")
+    p.add_argument("--var-scale", type=Number(above=0), default=d.var_scale,
                    help="initial standard deviation of the sampler, in the normalised action space")
-    p.add_argument("--horizon", type=int, default=d.horizon, help="model steps (action blocks) per plan")
-    p.add_argument("--receding-horizon", type=int, default=d.receding_horizon,
+    p.add_argument("--horizon", type=COUNT, default=d.horizon, help="model steps (action blocks) per plan")
+    p.add_argument("--receding-horizon", type=COUNT, default=d.receding_horizon,
                    help="model steps of each plan executed before re-planning")
-    p.add_argument("--context", type=int, default=d.context,
+    p.add_argument("--context", type=COUNT, default=d.context,
                    help="real frames (at model-step spacing) the predictor is given, at most the model's history")
 
 
@@ -59,17 +63,15 @@ def run(args: argparse.Namespace) -> int:
     from lewm_errors import UserError
     from lewm_cli.output_path import check_output_file
 
-    if args.episodes < 1:
-        raise UserError("--episodes must be at least 1")
-    if args.budget < 1 or args.goal_offset < 1:
-        raise UserError("--budget and --goal-offset must be at least 1")
     settings = CEMSettings(samples=args.samples, iterations=args.iterations, elites=args.elites,
                            var_scale=args.var_scale, horizon=args.horizon, receding_horizon=args.receding_horizon,
                            context=args.context)
     out = Path(args.out)
     for name in ("plan.json", "plan.png"):
         check_output_file(out / name, "--out", force=args.force)
-    model = load_backend(args.model, args.backend, threads=args.threads)
+    from export.engine import available_cores
+
+    model = load_backend(args.model, args.backend, threads=args.threads or available_cores())
     if settings.context > model.history:
         raise UserError(f"--context {settings.context} exceeds the model's history ({model.history})")
     start = time.perf_counter()

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 
+from lewm.bundled import BUNDLED_MODEL
+from lewm_cli.arguments import COUNT, DATASET, MODEL, SEED, THREADS, Integer
+
 HELP = ("probe a model: latent structure, horizon, surprise, actions, physics, pose, violation of expectation, pixel "
         "decoder")
 MIN_FRAMES = 8  # the pose probe scores touching frames apart: a quarter of 8 is 2, the fewest R^2 takes
@@ -27,26 +30,27 @@ CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "pose", "voe",
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("probe", choices=CHOICES, help="which probe to run")
-    p.add_argument("--model", required=True, help="model folder (config.json + weights)")
+    p.add_argument("--model", type=MODEL, default=BUNDLED_MODEL,
+                   help=f"model folder (config.json + weights; default: the bundled {BUNDLED_MODEL.name})")
     p.add_argument("--out", required=True, help="folder for the JSON and PNG files")
-    p.add_argument("--episodes", type=int, default=20,
+    p.add_argument("--episodes", type=COUNT, default=20,
                    help="episodes per probe (physics: its test episodes)")
-    p.add_argument("--fit-episodes", type=int, default=200,
+    p.add_argument("--fit-episodes", type=COUNT, default=200,
                    help="expert episodes the physics probe's linear regression is fitted on")
-    p.add_argument("--frames", type=int, default=1000,
+    p.add_argument("--frames", type=Integer(MIN_FRAMES), default=1000,
                    help="still frames the pose probe scores (a quarter of them with the agent touching the block)")
-    p.add_argument("--fit-frames", type=int, default=4000,
+    p.add_argument("--fit-frames", type=Integer(MIN_FIT_FRAMES), default=4000,
                    help="still frames the pose probe's ridge and MLP probes are fitted on (seeds apart from the "
                         "scored ones)")
-    p.add_argument("--seed", type=int, default=1_000_000, help="first held-out episode seed (voe: also seeds its event draws)")
-    p.add_argument("--steps", type=int, default=None, help="env steps per episode (default: the scene's length)")
-    p.add_argument("--dataset", default=None, help="take episodes from this HDF5 dataset instead of scenes")
+    p.add_argument("--seed", type=SEED, default=1_000_000, help="first held-out episode seed (voe: also seeds its event draws)")
+    p.add_argument("--steps", type=COUNT, default=None, help="env steps per episode (default: the scene's length)")
+    p.add_argument("--dataset", type=DATASET, default=None, help="take episodes from this HDF5 dataset instead of scenes")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="torch (the weights) or onnx (export.engine.OnnxEngine, the monitor's engine)")
-    p.add_argument("--horizon", type=int, default=20,
+    p.add_argument("--horizon", type=COUNT, default=20,
                    help="longest forecast, in model steps (the decoder probe: at most 10, and at most what the "
                         "episodes fit from a full context)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=THREADS, default=None,
                    help="CPU threads for the backend (torch's intra-op threads, or onnx's batch slices; default: the "
                         "backend's own: torch all cores, ONNX Runtime 1)")
     p.add_argument("--force", action="store_true", help="overwrite the probe's files in --out if they exist")
@@ -64,18 +68,9 @@ def run(args: argparse.Namespace) -> int:
     from lewm_errors import UserError
     from lewm_cli.output_path import check_output_file
 
-    if args.episodes < 1 or args.fit_episodes < 1:
-        raise UserError("--episodes and --fit-episodes must be at least 1")
-    if not MIN_FRAMES <= args.frames <= FIT_SEED_OFFSET:
+    if not args.frames <= FIT_SEED_OFFSET:
         raise UserError(f"--frames must be between {MIN_FRAMES} and {FIT_SEED_OFFSET} (the fitting frames' seeds "
                         f"start at SEED + {FIT_SEED_OFFSET}); got {args.frames}")
-    if args.fit_frames < MIN_FIT_FRAMES:
-        raise UserError(f"--fit-frames must be at least {MIN_FIT_FRAMES} (the MLP probe holds out a tenth of them "
-                        f"to stop early); got {args.fit_frames}")
-    if args.horizon < 1:
-        raise UserError("--horizon must be at least 1")
-    if args.steps is not None and args.steps < 1:
-        raise UserError("--steps must be at least 1")
     model = load_backend(args.model, args.backend, threads=args.threads)
     pixel_decoder = decoder_for(args.model, args.backend, model)
     if args.probe == "decoder" and pixel_decoder is None:

@@ -9,24 +9,27 @@ machines, start it on each with `torchrun --nnodes M --nproc-per-node N --rdzv-b
 whole run; SIGReg is computed on the whole batch; rank 0 writes the run folder."""
 import argparse
 
+from lewm.config import PRESETS
+from lewm_cli.arguments import COUNT, DATASET, MODEL, SEED, THREADS, Integer, Number
+
 HELP = "train a LeWM model (SIGReg) from a dataset"
 
 
 def add_arguments(p):
-    p.add_argument("--data", required=True, help="HDF5 dataset (lewm collect, or the official PushT file)")
+    p.add_argument("--data", required=True, type=DATASET, help="HDF5 dataset (lewm collect, or the official PushT file)")
     p.add_argument("--run", required=True, help="run folder (checkpoint, log.jsonl, settings.json)")
-    p.add_argument("--preset", default="small", help="model size: small (CPU), paper (released), tiny (tests)")
+    p.add_argument("--preset", default="small", choices=tuple(PRESETS), help="model size: small (CPU), paper (released), tiny (tests)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config fields of the preset, e.g. image_size=96 enc_depth=6")
-    p.add_argument("--steps", type=int, default=20000, help="optimiser steps in all (counted across --resume)")
-    p.add_argument("--batch-size", type=int, default=64, help="clips per batch")
-    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW, warm-up then cosine)")
-    p.add_argument("--warmup", type=int, default=500, help="steps of linear learning-rate warm-up")
-    p.add_argument("--sigreg-weight", type=float, default=None, metavar="LAMBDA",
+    p.add_argument("--steps", type=COUNT, default=20000, help="optimiser steps in all (counted across --resume)")
+    p.add_argument("--batch-size", type=COUNT, default=64, help="clips per batch")
+    p.add_argument("--lr", type=Number(above=0), default=5e-4, help="peak learning rate (AdamW, warm-up then cosine)")
+    p.add_argument("--warmup", type=Integer(0), default=500, help="steps of linear learning-rate warm-up")
+    p.add_argument("--sigreg-weight", type=Number(minimum=0), default=None, metavar="LAMBDA",
                    help="weight of SIGReg in the loss (default: the paper's 0.09)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the clip sampling (batches drawn from seed and step)")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="write a checkpoint every this many steps")
-    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the clip sampling (batches drawn from seed and step)")
+    p.add_argument("--checkpoint-every", type=COUNT, default=500, help="write a checkpoint every this many steps")
+    p.add_argument("--time-budget", type=Number(above=0), default=None, metavar="MINUTES",
                    help="stop with a checkpoint after this much training wall time (counted across --resume)")
     p.add_argument("--schedule", choices=("steps", "time"), default="steps",
                    help="decay the learning rate over --steps, or over --time-budget (for a machine of unknown "
@@ -36,13 +39,13 @@ def add_arguments(p):
                         "or AMX, and on GPUs); weights and the optimiser stay float32")
     p.add_argument("--rollout-steps", type=int, choices=(1, 2), default=1,
                    help="2 adds a two-step loss: the predictions are fed back once, as a planner's rollout does")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=THREADS, default=None,
                    help="CPU threads per process (default: the cores shared out among this machine's processes)")
-    p.add_argument("--nproc", type=int, default=1, metavar="N",
+    p.add_argument("--nproc", type=Integer(1, 1024), default=1, metavar="N",
                    help="train data-parallel in N processes on this machine (one per GPU); launches torchrun's "
                         "agent, so do not combine it with torchrun")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its checkpoint")
-    p.add_argument("--init", default=None, metavar="MODEL_DIR",
+    p.add_argument("--init", default=None, type=MODEL, metavar="MODEL_DIR",
                    help="fine-tune: start from this model folder's weights, sizes and action statistics (with a "
                         "fresh optimiser and schedule; --preset and --set do not apply)")
     p.add_argument("--out", default=None, help="copy the final model folder here")
@@ -50,37 +53,64 @@ def add_arguments(p):
 
 
 def parse_overrides(pairs):
+    """--set's KEY=VALUE pairs as config fields, each value of its field's type; a UserError naming the first
+    pair that is not one."""
+    import dataclasses
     import json
+    import math
 
+    from lewm.config import ModelConfig
     from lewm_errors import UserError
 
+    fields = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != "extra"}
     out = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
+        key, sep, text = pair.partition("=")
         if not sep:
             raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        if key not in fields:
+            raise UserError(f"--set {pair}: no config field {key!r}; the fields are {', '.join(fields)}")
         try:
-            out[key] = json.loads(value)
+            value = json.loads(text)
         except json.JSONDecodeError:
-            out[key] = value
+            value = text
+        kind = fields[key].type
+        if kind == "int":
+            ok = type(value) is int and value >= 1
+        elif kind == "float":
+            ok = type(value) in (int, float) and math.isfinite(value) and 0 <= value < 1
+        else:
+            ok = isinstance(value, list) and all(type(v) in (int, float) and math.isfinite(v) for v in value)
+        if not ok:
+            wanted = {"int": "a whole number of at least 1", "float": "a number in [0, 1)"}.get(kind, "a list of "
+                                                                                                  "numbers")
+            raise UserError(f"--set {pair}: {key} must be {wanted}")
+        out[key] = value
     return out
 
 
 def run(args):
     import os
     import shutil
+    from pathlib import Path
 
     import torch
 
-    from lewm.config import PRESETS, ModelConfig, preset
+    from lewm.config import ModelConfig, preset
     from lewm.train import TrainSettings, train
-    from lewm_errors import UserError
     from lewm_cli.output_path import check_output_folder
+    from lewm_errors import UserError
 
-    if args.preset not in PRESETS:
-        raise UserError(f"unknown preset {args.preset!r}; known presets: {', '.join(PRESETS)}")
-    if args.nproc < 1:
-        raise UserError(f"--nproc must be at least 1, got {args.nproc}")
+    if Path(args.run).exists() and not Path(args.run).is_dir():
+        raise UserError(f"--run {args.run} is a file; give a folder")
+    if args.init and args.set:
+        raise UserError("--init takes the model's sizes from its folder: drop --set")
+    if args.init and args.resume:
+        raise UserError("--init starts a new run from a model folder and --resume continues one: pass only one")
+    if args.schedule == "time" and args.time_budget is None:
+        raise UserError("--schedule time decays the learning rate over the time budget: give --time-budget MINUTES")
+    config = ModelConfig.load(f"{args.init}/config.json") if args.init else preset(args.preset,
+                                                                                   **parse_overrides(args.set))
     if args.out and int(os.environ.get("RANK", 0)) == 0:
         check_output_folder(args.out, "--out", force=args.force)  # before the training, not after it
     if args.nproc > 1:
@@ -93,14 +123,6 @@ def run(args):
     is_main = int(os.environ.get("RANK", 0)) == 0
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // local_processes))
-    if args.init and args.set:
-        raise UserError("--init takes the model's sizes from its folder: drop --set")
-    if args.init and args.resume:
-        raise UserError("--init starts a new run from a model folder and --resume continues one: pass only one")
-    if args.init:
-        config = ModelConfig.load(f"{args.init}/config.json")
-    else:
-        config = preset(args.preset, **parse_overrides(args.set))
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                              seed=args.seed, checkpoint_every=args.checkpoint_every,
                              time_budget_minutes=args.time_budget, schedule=args.schedule,

@@ -4,34 +4,36 @@ RUN/checkpoint every --checkpoint-every steps and when the time budget runs out;
 At the end the decoder is saved into the model folder (decoder.safetensors and a "decoder" section in
 config.json), or, with --out, into a copy of the model folder there. Then `lewm export --model DIR` writes
 decoder.onnx for the monitor."""
+from lewm_cli.arguments import COUNT, DATASET, MODEL, SEED, THREADS, Number
+
 HELP = "train a pixel decoder (latent -> frame) on a frozen model"
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, help="model folder whose encoder the decoder learns to invert")
-    p.add_argument("--data", required=True, help="HDF5 dataset made by `lewm collect` at the model's image size")
+    p.add_argument("--model", required=True, type=MODEL, help="model folder whose encoder the decoder learns to invert")
+    p.add_argument("--data", required=True, type=DATASET, help="HDF5 dataset made by `lewm collect` at the model's image size")
     p.add_argument("--run", default=None, help="run folder (checkpoint, latents cache, log.jsonl, settings.json); "
                                               "default: runs/decoder-<model folder name>")
     p.add_argument("--out", default=None, help="save into a copy of the model folder here instead of the folder")
     p.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
-    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+    p.add_argument("--time-budget", type=Number(above=0), default=None, metavar="MINUTES",
                    help="stop with a checkpoint after this much training wall time (counted across --resume; the "
                         "learning rate decays over it)")
-    p.add_argument("--steps", type=int, default=100_000, help="most training steps (the time budget may end first)")
-    p.add_argument("--batch-size", type=int, default=32, help="frames per step")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, warm-up then cosine)")
-    p.add_argument("--width", type=int, default=32, help="decoder channels on its seed grid")
-    p.add_argument("--fine-width", type=int, default=16, help="decoder channels on its doubled grid")
-    p.add_argument("--patch", type=int, default=4,
+    p.add_argument("--steps", type=COUNT, default=100_000, help="most training steps (the time budget may end first)")
+    p.add_argument("--batch-size", type=COUNT, default=32, help="frames per step")
+    p.add_argument("--lr", type=Number(above=0), default=2e-3, help="peak learning rate (AdamW, warm-up then cosine)")
+    p.add_argument("--width", type=COUNT, default=32, help="decoder channels on its seed grid")
+    p.add_argument("--fine-width", type=COUNT, default=16, help="decoder channels on its doubled grid")
+    p.add_argument("--patch", type=COUNT, default=4,
                    help="side of the pixel block each doubled-grid cell paints (image size / (2 x patch) is the "
                         "seed grid's side)")
-    p.add_argument("--salience-weight", type=float, default=8.0,
+    p.add_argument("--salience-weight", type=Number(minimum=0), default=8.0,
                    help="extra L1 weight of pixels that differ from the static background (agent, block)")
-    p.add_argument("--edge-weight", type=float, default=1.0, help="weight of the L1 on image gradients")
-    p.add_argument("--val-fraction", type=float, default=0.05, help="share of the episodes held out (the last ones)")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
-    p.add_argument("--seed", type=int, default=0, help="seed of the batch draws and the initial weights")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--edge-weight", type=Number(minimum=0), default=1.0, help="weight of the L1 on image gradients")
+    p.add_argument("--val-fraction", type=Number(above=0, maximum=0.5), default=0.05, help="share of the episodes held out (the last ones)")
+    p.add_argument("--checkpoint-every", type=COUNT, default=200, help="steps between checkpoints")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the batch draws and the initial weights")
+    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its checkpoint")
 
 
@@ -49,8 +51,6 @@ def run(args):
     from lewm_cli.output_path import check_output_folder
 
     model = Path(args.model)
-    if not (model / "config.json").is_file():
-        raise UserError(f"no model folder at {model} (it has no config.json)")
     if args.out and Path(args.out).resolve() == model.resolve():
         raise UserError("--out is the model folder itself: drop --out to save into the model folder")
     if args.out:

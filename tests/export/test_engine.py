@@ -1,5 +1,6 @@
 """The ONNX Runtime engine: interface, refusals, provider fallback, no torch, reduced precision."""
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -219,3 +220,23 @@ def test_fp16_says_when_it_is_not_available(exported_tiny, copy_folder, monkeypa
     with pytest.raises(UserError, match="not available on this machine"):
         convert_fp16_model_folder(folder)
     assert not list(folder.glob("*.fp16.onnx"))
+
+
+def test_an_unknown_provider_is_an_error_listing_the_available_ones(exported_tiny):
+    with pytest.raises(UserError, match="unknown execution provider Bogus; this onnxruntime build has .*CPU"):
+        OnnxEngine.from_folder(exported_tiny, providers=["Bogus"])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes"])
+def test_a_damaged_onnx_file_is_named_with_how_to_remake_it(exported_tiny, copy_folder, damage):
+    folder = copy_folder(exported_tiny)
+    encoder = folder / "encoder.onnx"
+    data = encoder.read_bytes()
+    encoder.write_bytes(data[:len(data) // 2] if damage == "truncated" else os.urandom(len(data)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning first: the one error says it all
+        with pytest.raises(UserError) as caught:
+            OnnxEngine.from_folder(folder)
+    message = str(caught.value)
+    assert f"{encoder} is damaged or not an ONNX file" in message and "lewm export --model" in message
+    assert "\n" not in message

@@ -142,8 +142,8 @@ def test_export_command_random_weights(tmp_path, capsys):
     assert "max |diff|" in printed and (out / "encoder.onnx").is_file()
 
 
-def test_export_command_needs_a_model(capsys):
+def test_export_command_checks_its_model_folder(tmp_path, capsys):
     from lewm_cli import main
 
-    assert main(["export"]) == 2
-    assert "--model" in capsys.readouterr().err
+    assert main(["export", "--model", str(tmp_path / "none")]) == 2
+    assert "argument --model" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def test_the_threads_option_reaches_the_onnx_engine(tiny_folder, tmp_path, capsy
                  "--iterations", "1", "--elites", "2", "--threads", "2"]) == 0
     assert "2 thread(s) per call" in json.loads((tmp_path / "plan.json").read_text())["engine"]
     assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path / "b"), "--threads", "0"]) == 2
-    assert "--threads must be at least 1" in capsys.readouterr().err
+    assert "argument --threads: must be between 1 and 1024, got 0" in capsys.readouterr().err
 
 
 def test_torch_and_onnx_choose_the_same_first_action(tiny_folder):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lewm_cli import main as lewm
+from monitor.panels import style
 from monitor.replay import SessionReplay
 from monitor.session import read_log, read_meta
 from monitor.sim import Simulator
@@ -14,7 +15,7 @@ from scenes.catalog import get_scene
 
 # What a replay must give back unchanged (the rest: timings, the mode "replay", the replay's own seed).
 SAME = ("env_step", "seq", "episode_start", "dropped", "state", "action", "artifacts", "block_color", "stream_step",
-        "surprise", "forecast_error", "copy_last_error", "pca", "active_stream")
+        "surprise", "forecast_error", "copy_last_error", "pca", "active_stream", "seed")
 
 
 class GatedEngine:
@@ -128,6 +129,44 @@ def test_a_scripted_session_replays_bit_for_bit(make_app, engine, bank, tiny_mod
     code, folder = replay(out["session"], tmp_path)
     assert code == 0
     assert_same_rows(original, read_log(folder))
+    assert len({r["seed"] for r in original}) == 3  # each episode's own seed, in the replay's rows too
+
+    again = make_app(replay=SessionReplay(out["session"]), mode="replay", meta=session_meta(tiny_model,
+                                                                                            reference_sizes))
+    tick(again, len(original))
+    assert again.worker.dropped == 2 and ("dropped 2", style.SPIKE) in again.status_fields()
+
+
+def test_a_replay_refuses_to_guess(make_app, tiny_model, reference_sizes, tmp_path, capsys):
+    """No session.json, an unreadable one, or a recorded model folder that is gone: one line saying what is
+    missing and how to go on; an explicit --model replays on another model and the replay records it."""
+    import shutil
+
+    from monitor.app import run_app
+
+    out = run_app(make_app(scene="expert", seed=2, meta=session_meta(tiny_model, reference_sizes)), 8)
+    session = out["session"]
+    meta = json.loads((session / "session.json").read_text())
+    capsys.readouterr()
+    cases = {"missing": None, "corrupt": '{"scene": ',
+             "model gone": json.dumps(dict(meta, model=str(tmp_path / "gone")))}
+    for case, text in cases.items():
+        copy = tmp_path / case.replace(" ", "-")
+        shutil.copytree(session, copy)
+        if text is None:
+            (copy / "session.json").unlink()
+        else:
+            (copy / "session.json").write_text(text)
+        code, folder = replay(copy, tmp_path)
+        err = capsys.readouterr().err
+        assert code == 2 and folder is None and err.count("\n") == 1, (case, err)
+        says = "pass --model DIR to replay it on another model" if case == "model gone" else "session.json"
+        assert says in err and "Traceback" not in err, (case, err)
+    code, folder = replay(tmp_path / "model-gone", tmp_path, "--model", str(tiny_model))
+    assert code == 0
+    assert read_meta(folder)["model_replaced"] == {"recorded": str(tmp_path / "gone"),
+                                                   "replayed_on": str(tiny_model.resolve())}
+    assert_same_rows(read_log(session), read_log(folder))
 
 
 def test_a_replay_takes_the_sessions_scene_and_refuses_contradicting_flags(make_app, tiny_model, reference_sizes,
