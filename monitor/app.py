@@ -161,7 +161,7 @@ class MonitorApp:
         # made plans no faster and cost frames (BENCHMARKS.md), so plans keep one thread like the stream.
         planning = engine.with_threads(available_cores()) if self.worker.lockstep else engine
         self.plan = PlanDriver(planning, options.plan, pca=bank.pca, lockstep=self.worker.lockstep)
-        self.plan_overlay = PlanOverlay(self.scene_panel.image)
+        self.plan_overlay = PlanOverlay(self.scene_panel.image, self.horizon_panel.rect)  # beside the scene
         self.replayed_plan = None  # (PlanView, goal frame, goal PCA) of the newest plan a replayed session made
         self.status = StatusLine(pygame.Rect(0, 694, SIZE[0], 26))
         self.help = HelpOverlay(SIZE)
@@ -372,14 +372,15 @@ class MonitorApp:
             title = f"replay: {self.sim.replay.name}"
         self.scene_panel.draw(s, view.frame, title, view.env_step, self.hover, self.sim.selected)
         shown = self.shown_plan()
-        if shown is not None:
+        self.expects_panel.draw(s, self.data, self.active_stream)
+        self.surprise_panel.draw(s, self.data, self.active_stream)
+        if shown is None:
+            self.horizon_panel.draw(s, self.data, self.active_stream)
+        else:  # the plan's panel takes the horizon panel's place
             live = self.sim.mode == "plan"
             end_frame = self.data.plan_view[0] if live and self.data.plan_view is not None else None
             self.plan_overlay.draw(s, shown[0], shown[1], self.plan.status() if live else
-                                   f"replayed plan {shown[0].number} ({shown[0].seconds:.2f} s)", end_frame)
-        self.expects_panel.draw(s, self.data, self.active_stream)
-        self.surprise_panel.draw(s, self.data, self.active_stream)
-        self.horizon_panel.draw(s, self.data, self.active_stream)
+                                   f"replayed plan {shown[0].number} ({shown[0].seconds:.2f} s)", end_frame, live)
         self.pca_panel.draw(s, self.data, self.active_stream)
         if shown is not None:
             draw_pca_marks(s, self.pca_panel.to_px, shown[2], shown[0])

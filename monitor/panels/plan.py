@@ -1,7 +1,8 @@
 """The plan mode's drawing: over the scene, the candidate action sequences as the agent-target paths they imply (all
-faint, the elites brighter, the chosen plan bold), the goal thumbnail with, where the model has a pixel decoder, the
-decoded end of the chosen plan beside it (what the plan expects to reach), and the cost per CEM iteration; in the
-PCA panel, the goal's embedding and the predicted end of the chosen plan."""
+faint, the elites brighter, the chosen plan bold), clipped to the scene; beside the scene, in a panel of its own
+(where the horizon panel is otherwise), the goal with, where the model has a pixel decoder, the decoded end of the
+chosen plan (what the plan expects to reach), the cost per CEM iteration and the plan's status, so nothing covers
+the scene; in the PCA panel, the goal's embedding and the predicted end of the chosen plan."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,19 +16,22 @@ SAMPLE = (120, 130, 160, 50)
 ELITE = (255, 140, 0, 190)
 CHOSEN = (200, 0, 120)
 GOAL = (20, 150, 60)
-THUMB = 88
+THUMB = 128  # the goal and the plan's end: a 128 px model's frame at its own size
 
 
 class PlanOverlay:
-    def __init__(self, scene_image: pygame.Rect):
+    def __init__(self, scene_image: pygame.Rect, side: pygame.Rect):
         self.image = scene_image  # where the scene panel draws the frame
+        self.side = side  # the plan's own panel, beside the scene
         self._lines = pygame.Surface(scene_image.size, pygame.SRCALPHA)
         self._thumbs: dict[str, tuple] = {}  # "goal" / "end" -> (key of the frame, its scaled surface)
 
-    def thumb_rects(self) -> tuple[pygame.Rect, pygame.Rect]:
-        """Where the thumbnails go, at the scene's top right: (the plan's decoded end, the goal)."""
-        goal = pygame.Rect(self.image.right - THUMB - 6, self.image.y + 6, THUMB, THUMB)
-        return goal.move(-THUMB - 12, 0), goal
+    def layout(self) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
+        """Where the side panel's parts go: (the goal, the plan's decoded end, the elite-cost plot)."""
+        goal = pygame.Rect(self.side.x + 10, self.side.y + 30, THUMB, THUMB)
+        end = goal.move(THUMB + 14, 0)
+        costs = pygame.Rect(end.right + 14, goal.y, self.side.right - end.right - 24, THUMB)
+        return goal, end, costs
 
     def _px(self, points: np.ndarray) -> list[tuple[float, float]]:
         """World units -> pixels of the scene image (relative to its corner)."""
@@ -35,20 +39,29 @@ class PlanOverlay:
         return [(float(x) * s, float(y) * s) for x, y in points]
 
     def draw(self, surface: pygame.Surface, view: PlanView | None, goal_frame: np.ndarray | None,
-             status: str, end_frame: np.ndarray | None = None) -> None:
-        """end_frame: the chosen plan's predicted end, decoded (None: no decoder, or not decoded yet)."""
+             status: str, end_frame: np.ndarray | None = None, live: bool = True) -> None:
+        """end_frame: the chosen plan's predicted end, decoded (None: no decoder, or not decoded yet); live: the
+        plan mode itself (G sets the goal), not a replay of it."""
+        style.frame_panel(surface, self.side, "plan: the goal, where the plan ends, its elite cost")
+        goal, end, costs = self.layout()
         if view is not None:
             self._draw_paths(surface, view)
-            self._draw_costs(surface, view)
-        end, goal = self.thumb_rects()
+            self._draw_costs(surface, view, costs)
         if goal_frame is not None:
-            self._draw_thumb(surface, "goal", goal_frame, goal, GOAL, "goal (G: this frame)")
+            self._draw_thumb(surface, "goal", goal_frame, goal, GOAL, "goal (G: this frame)" if live else "goal")
         if end_frame is not None:
-            self._draw_thumb(surface, "end", end_frame, end, CHOSEN, "plan end")
-        style.text(surface, status, (self.image.x + 6, self.image.bottom - 6), 18, CHOSEN, "bottomleft",
-                   backing=style.PANEL)  # readable where the paths run under it
+            self._draw_thumb(surface, "end", end_frame, end, CHOSEN, "plan end (decoded)")
+        style.text(surface, status, (self.side.x + 10, self.side.bottom - 6), 18, CHOSEN, "bottomleft")
 
     def _draw_paths(self, surface: pygame.Surface, view: PlanView) -> None:
+        clip = surface.get_clip()
+        surface.set_clip(self.image)  # a path that leaves the scene is cut at its border
+        try:
+            self._paths(surface, view)
+        finally:
+            surface.set_clip(clip)
+
+    def _paths(self, surface: pygame.Surface, view: PlanView) -> None:
         lines = self._lines
         lines.fill((0, 0, 0, 0))
         if view.paths is not None:
@@ -76,10 +89,8 @@ class PlanOverlay:
         pygame.draw.rect(surface, colour, rect.inflate(4, 4), 2)
         style.text(surface, label, (rect.centerx, rect.bottom + 4), 16, colour, "midtop")
 
-    def _draw_costs(self, surface: pygame.Surface, view: PlanView) -> None:
+    def _draw_costs(self, surface: pygame.Surface, view: PlanView, box: pygame.Rect) -> None:
         costs = np.asarray(view.costs, np.float64)
-        box = pygame.Rect(self.image.right - 156, self.image.bottom - 74, 150, 68)
-        pygame.draw.rect(surface, (255, 255, 255), box)
         pygame.draw.rect(surface, style.BORDER, box, 1)
         style.text(surface, f"elite cost, plan {view.number}", (box.x + 4, box.y + 2), 16)
         plot = pygame.Rect(box.x + 6, box.y + 18, box.w - 12, box.h - 24)

@@ -147,7 +147,7 @@ def test_plan_mode_draws_the_decoded_end_of_the_chosen_plan_next_to_the_goal(dec
         assert np.array_equal(end, decoding_engine.decode(app.plan.last.end_latent[None])[0])  # decoded in the worker
         assert goal is app.plan.goal_frame
         app.draw()
-        end_rect, _ = app.plan_overlay.thumb_rects()
+        _, end_rect, _ = app.plan_overlay.layout()
         img = pygame.surfarray.make_surface(np.ascontiguousarray(end.transpose(1, 0, 2)))
         want = pygame.surfarray.array3d(pygame.transform.smoothscale(img, end_rect.size))
         got = pygame.surfarray.array3d(app.surface.subsurface(end_rect))

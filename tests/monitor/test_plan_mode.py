@@ -79,25 +79,42 @@ def test_lockstep_plans_use_every_core_while_the_stream_keeps_one(make_app):
     assert live.plan.engine.threads == 1  # the window and the stream need the other cores
 
 
-def test_plan_status_stays_readable_where_candidate_paths_run_under_it():
+def test_plan_boxes_sit_beside_the_scene_and_paths_stay_inside_it():
+    """Nothing but the candidate paths is drawn over the scene, and they stop at its border; the goal, the plan's
+    end, the elite cost and the status go to the plan's own panel beside it."""
+    from monitor.app import SCENE_IMAGE_PX, SCENE_RECT
     from monitor.panels import style
     from monitor.panels.plan import PlanOverlay
+    from monitor.panels.scene import ScenePanel
     from monitor.plan_mode import PlanView
 
     pygame.font.init()
-    surface = pygame.Surface((420, 420))
-    surface.fill((255, 255, 255))
-    overlay = PlanOverlay(pygame.Rect(10, 10, 400, 400))
-    # candidate paths criss-crossing the scene's bottom strip, where the plan status is written
-    xs = np.linspace(0, WORLD_SIZE, 9)
-    paths = np.stack([np.stack([xs, np.full_like(xs, y)], axis=1) for y in np.linspace(470, 510, 9)])
-    view = PlanView(number=3, start_xy=np.array([256.0, 256.0]), paths=paths, elites=np.arange(len(paths)))
-    status = "plans 3, last 1.70 s"
-    overlay.draw(surface, view, None, status)
-    label = pygame.Rect((0, 0), style.font(18).size(status))
-    label.bottomleft = (overlay.image.x + 6, overlay.image.bottom - 6)
-    pixels = pygame.surfarray.array3d(surface)[label.left:label.right, label.top:label.bottom].astype(int)
-    # the label is the plan colour over white (green never above blue); an orange elite path would show through
-    assert not np.any(pixels[..., 1] > pixels[..., 2] + 20)
-    below = pygame.surfarray.array3d(surface)[label.left:label.right, overlay.image.bottom - 30:overlay.image.bottom]
-    assert np.any(below[..., 1].astype(int) > below[..., 2] + 20)  # the paths are there, around the label
+    image = ScenePanel(pygame.Rect(SCENE_RECT), image_px=SCENE_IMAGE_PX).image
+    side = pygame.Rect(416, 222, 420, 206)
+    assert not side.colliderect(image)
+    surface = pygame.Surface((900, 460))
+    surface.fill(style.BG)
+    before = pygame.surfarray.array3d(surface)
+    overlay = PlanOverlay(image, side)
+    # candidate paths that run past the scene's right and bottom borders (the world is 512 units wide)
+    diagonal = np.stack([np.linspace(300, 760, 11), np.linspace(280, 740, 11)], axis=1)
+    paths = np.stack([diagonal + dx for dx in (-40, 0, 40)])
+    view = PlanView(number=3, start_xy=np.array([300.0, 280.0]), paths=paths, elites=np.arange(2),
+                    chosen=paths[1], costs=[3.0, 2.0, 1.5])
+    goal = np.full((64, 64, 3), 90, np.uint8)
+    overlay.draw(surface, view, goal, "plans 3, last 1.70 s", end_frame=goal)
+    changed = np.any(pygame.surfarray.array3d(surface) != before, axis=2)  # (w, h)
+    allowed = np.zeros_like(changed)
+    for rect in (image, side):
+        allowed[rect.left:rect.right, rect.top:rect.bottom] = True
+    assert changed[image.left:image.right, image.top:image.bottom].any()  # the paths are there
+    assert not changed[~allowed].any()  # and nothing outside the scene and the plan's panel: clipped
+    goal_rect, end_rect, cost_rect = overlay.layout()
+    for rect in (goal_rect, end_rect, cost_rect):
+        assert side.contains(rect) and not rect.colliderect(image)
+
+    surface.fill(style.BG)  # without paths, the scene is left exactly as it was drawn
+    overlay.draw(surface, None, goal, "waiting for a goal", end_frame=goal)
+    after = pygame.surfarray.array3d(surface)
+    assert np.array_equal(after[image.left:image.right, image.top:image.bottom],
+                          before[image.left:image.right, image.top:image.bottom])
