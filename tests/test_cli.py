@@ -74,3 +74,22 @@ print(sum(len(p.format_help()) > 0 for p in sub.choices.values()), len(sub.choic
     assert out.returncode == 0, out.stderr
     built, total = out.stdout.split()
     assert built == total == str(len(SUBCOMMANDS))
+
+
+@pytest.mark.parametrize("argv", [["plan", "--out", "o"], ["probe", "all", "--out", "o"], ["bench"]])
+def test_commands_that_take_a_model_default_to_the_bundled_one(argv):
+    from lewm.bundled import BUNDLED_MODEL
+
+    assert build_parser().parse_args(argv).model == BUNDLED_MODEL
+
+
+def test_export_defaults_to_the_bundled_model_and_never_replaces_its_files_unforced(capsys):
+    from lewm.bundled import BUNDLED_MODEL
+    from lewm_cli import main
+
+    before = {p.name: p.stat().st_mtime_ns for p in BUNDLED_MODEL.iterdir()}
+    assert main(["export"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"lewm export: error: {BUNDLED_MODEL} already holds ONNX files; pass --force to export it again "
+                   "(its ONNX files, int8 and fp16 copies included, are replaced)\n")
+    assert {p.name: p.stat().st_mtime_ns for p in BUNDLED_MODEL.iterdir()} == before

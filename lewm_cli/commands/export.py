@@ -29,12 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp16", action="store_true",
                         help="also write encoder.fp16.onnx / predictor.fp16.onnx (needs onnxconverter-common)")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch check")
-    parser.add_argument("--preset", default=None, choices=tuple(PRESETS), help="with --random-weights: the preset's sizes (tiny, small, paper)")
+    parser.add_argument("--preset", default=None, choices=tuple(PRESETS),
+                        help="with --random-weights: the preset's sizes")
     parser.add_argument("--random-weights", action="store_true",
                         help="make a random-weight model folder of --preset at --out, then export it")
     parser.add_argument("--out", default=None, help="with --random-weights: the model folder to make")
     parser.add_argument("--force", action="store_true",
-                        help="with --random-weights: write into --out even if it already holds files")
+                        help="export a model folder that already holds ONNX files again (they are replaced); with "
+                             "--random-weights: write into --out even if it already holds files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--preset and --out go with --random-weights")
     else:
         args.model = args.model or BUNDLED_MODEL
+        if (args.model / "encoder.onnx").exists() and not args.force:
+            raise UserError(f"{args.model} already holds ONNX files; pass --force to export it again (its ONNX files, "
+                            "int8 and fp16 copies included, are replaced)")
 
     if args.fp16:
         from export.quantize import fp16_available
