@@ -29,11 +29,16 @@ def add_arguments(p):
 
 
 def run(args):
-    from scenes.collect import collect, parse_mix
     from lewm_cli.output_path import check_output_file
+    from lewm_errors import UserError
+    from scenes.collect import collect, parse_mix
 
+    try:
+        mix = parse_mix(args.mix)
+    except UserError as err:
+        raise UserError(f"--mix {args.mix}: {err}") from None
     check_output_file(args.out, "--out", force=args.force)
-    result = collect(args.out, args.episodes, args.steps, args.image_size, args.seed, parse_mix(args.mix),
+    result = collect(args.out, args.episodes, args.steps, args.image_size, args.seed, mix,
                      workers=args.workers, drawn=args.pixels == "drawn")
     print(f"wrote {result['frames']} frames in {result['episodes']} episodes to {result['path']} "
           f"({result['frames_per_second']:.0f} frames/s, {result['workers']} worker(s))")
