@@ -29,7 +29,7 @@ class ExpectsPanel:
     def layout(self) -> tuple[pygame.Rect, int, int, pygame.Rect]:
         """(inner rectangle, side of the large frames, side of the small ones, the comparison box)."""
         inner = pygame.Rect(self.rect.x + 8, self.rect.y + 24, self.rect.w - 16, self.rect.h - 30)
-        small = max(16, inner.h // 4)
+        small = max(16, inner.h * 2 // 5)  # the nearest expert frames: large enough to read the T's pose
         large = inner.h - small - 6
         side_box_w = 2 * large + 3 * GAP
         large = min(large, (inner.w - side_box_w - (self.count - 1) * GAP - 2 * GAP) // self.count)

@@ -118,3 +118,14 @@ def test_plan_boxes_sit_beside_the_scene_and_paths_stay_inside_it():
     after = pygame.surfarray.array3d(surface)
     assert np.array_equal(after[image.left:image.right, image.top:image.bottom],
                           before[image.left:image.right, image.top:image.bottom])
+
+def test_the_nearest_expert_frames_are_large_enough_to_read():
+    """The window's "what the model expects" strip: forecasts at a 128 px model's own size, the nearest expert
+    frames below them at over 80 px (they were 55 px, too small to read the T's pose)."""
+    from monitor.app import SIZE
+    from monitor.panels.expects import ExpectsPanel
+
+    panel = ExpectsPanel(pygame.Rect(8, 436, SIZE[0] - 16, 252), count=5)
+    inner, large, small, box = panel.layout()
+    assert small >= 80 and large >= 120
+    assert inner.y + large + 6 + small <= inner.bottom and inner.x + 5 * large + 4 * 8 <= box.x
