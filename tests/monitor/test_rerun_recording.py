@@ -126,6 +126,15 @@ def test_the_recording_holds_the_session_logs_values_and_frames_at_their_steps(s
                   and before.get("active_stream") == "real")
     assert "action stream: real -> shuffled" in texts[switch]
     assert any("artifact enters: square" in t for step in texts for t in texts[step])
+    last = rows[-1]["seq"]  # the running means per horizon: over every step so far (fewer than the window's 600)
+    for k, name in enumerate(ACTION_STREAMS):
+        errors = np.array([[np.nan if v is None else v for v in r["forecast_error"][k]] for r in rows
+                           if r.get("forecast_error")])
+        seen = np.isfinite(errors)
+        assert seen.any(axis=0).sum() >= 3  # several horizons have met their frames (the longest not yet: 0)
+        means = np.where(seen, errors, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+        (bars,), = data[f"/horizon/{name}"]["BarChart:values"][last]
+        assert np.allclose(bars["buffer"], means, rtol=1e-12), name
     assert data["/expects/lookahead"]["Image:buffer"], "the decoded look-ahead"
     assert data["/pca/path/now"]["Points2D:positions"]
 
