@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lewm.bundled import BUNDLED_MODEL
+from lewm.model_interface import DECODE
 
 STREAMS = 3
 HORIZON = 10
@@ -114,7 +115,7 @@ def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: in
     for name, backend in backends.items():
         ms = np.asarray(times[name])
         p50 = float(np.percentile(ms, 50))
-        rows.append({"backend": name, "provider": getattr(backend, "provider", backend.name), "p50_ms": p50,
+        rows.append({"backend": name, "provider": backend.name.removeprefix("onnxruntime-"), "p50_ms": p50,
                      "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
                      "time_over_torch_p50": p50 / torch_p50, "speedup_over_torch_p50": torch_p50 / p50})
     agreement = None if int8_note else precision_agreement(folder, "int8", providers=["CPUExecutionProvider"])
@@ -129,7 +130,7 @@ def bench_folder(folder: Path, label: str, frames: int, warmup: int, threads: in
 def _time_decoder(backends: dict, frames: int, warmup: int, latent_dim: int) -> list[dict[str, Any]]:
     """Where the folder has a pixel decoder: ONNX Runtime decode() of one model step's look-ahead (LOOKAHEAD
     latents in one call, what the monitor decodes per model step) and of one latent, round-robin over precisions."""
-    engines = {name: b for name, b in backends.items() if getattr(b, "has_decoder", False)}
+    engines = {name: b for name, b in backends.items() if DECODE in b.capabilities and name != "torch eager"}
     z = np.random.default_rng(1).standard_normal((LOOKAHEAD, latent_dim)).astype(np.float32)
     times: dict[str, dict[str, list[float]]] = {name: {"step": [], "one": []} for name in engines}
     for i in range(warmup + frames):

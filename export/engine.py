@@ -32,6 +32,7 @@ from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_I
                           baked_config, decoder_onnx_file, onnx_files, rollout_onnx_file, safetensors_problem,
                           sha256_file, shared_weights_file)
 from lewm.config import ModelConfig
+from lewm.model_interface import DECODE, ROLLOUT
 from lewm_errors import UserError
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,11 @@ class OnnxEngine:
     @property
     def has_decoder(self) -> bool:
         return self._decoder is not None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """DECODE where the folder has decoder.onnx, ROLLOUT where it has rollout.onnx (lewm.model_interface)."""
+        return frozenset([*([DECODE] if self.has_decoder else []), *([ROLLOUT] if self._rollout is not None else [])])
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """(N, latent_dim) latents -> (N, H, W, 3) uint8 frames of what they picture (the pixel decoder)."""

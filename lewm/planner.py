@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from lewm.model_interface import ROLLOUT
 from lewm_errors import UserError
 
 
@@ -141,8 +142,7 @@ class LatentPlanner:
         z_context (C, D): the newest real embeddings, oldest first (C <= history); past_blocks (C - 1, block_dim):
         the raw blocks taken between them; raw_blocks (S, H, block_dim): the candidates."""
         s, (c, horizon) = len(raw_blocks), (len(z_context), raw_blocks.shape[1])
-        fits = getattr(self.model, "fits_rollout", None)
-        if fits is not None and fits(c, horizon):
+        if ROLLOUT in self.model.capabilities and self.model.fits_rollout(c, horizon):
             z = np.repeat(np.asarray(z_context, np.float32)[None], s, axis=0)
             taken = np.repeat(np.asarray(past_blocks, np.float32).reshape(1, c - 1, self.block_dim), s, axis=0)
             return self.model.rollout(z, np.concatenate([taken, raw_blocks], axis=1))[:, -1]

@@ -221,7 +221,7 @@ def versions(model) -> dict:
 
     import numpy
 
-    out = {"python": platform.python_version(), "numpy": numpy.__version__, "backend": getattr(model, "name", "?")}
+    out = {"python": platform.python_version(), "numpy": numpy.__version__, "backend": model.name}
     for name in ("torch", "onnxruntime"):
         try:
             out[name] = __import__(name).__version__

@@ -1,7 +1,7 @@
-"""The torch implementation of the two-call model interface (ARCHITECTURE.md) on numpy arrays.
+"""The torch implementation of the model interface (lewm.model_interface.WorldModel) on numpy arrays.
 
 It calls LeWM.encode_frames / LeWM.predict_next (and LeWM.rollout), the same methods the ONNX export wraps,
-so both backends run one computation.
+so both backends run one computation; where the model folder has a pixel decoder, decode runs it in torch.
 """
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ import torch
 
 from lewm.checkpoint import load_model_folder
 from lewm.model import LeWM
+from lewm.model_interface import DECODE, ROLLOUT
 
 
 class TorchBackend:
-    def __init__(self, model: LeWM):
+    precision = "fp32"
+
+    def __init__(self, model: LeWM, folder: Path | None = None, decoder=None):
+        """decoder: a lewm.decoder.TorchDecoder for decode (None: the model has none)."""
         self.model = model.eval()
+        self.folder = folder
+        self._decoder = decoder
+        self.capabilities = frozenset({ROLLOUT, *([DECODE] if decoder is not None else [])})
         self.config = model.config
         self.latent_dim = self.config.latent_dim
         self.history = self.config.history
@@ -27,7 +34,15 @@ class TorchBackend:
 
     @classmethod
     def from_folder(cls, path: str | Path, device: str = "cpu") -> TorchBackend:
-        return cls(load_model_folder(path, device=device))
+        from lewm.decoder import TorchDecoder, has_decoder
+
+        decoder = TorchDecoder.from_folder(path) if has_decoder(path) else None
+        return cls(load_model_folder(path, device=device), folder=Path(path), decoder=decoder)
+
+    def describe(self) -> str:
+        where = f" from {self.folder}" if self.folder else ""
+        decoder = ", with a pixel decoder" if self._decoder is not None else ""
+        return f"torch {torch.__version__} on {self.device.type} ({torch.get_num_threads()} threads{decoder}){where}"
 
     @torch.inference_mode()
     def encode(self, frames: np.ndarray) -> np.ndarray:
@@ -52,3 +67,9 @@ class TorchBackend:
         z = torch.from_numpy(np.ascontiguousarray(z_context, dtype=np.float32)).to(self.device)
         a = torch.from_numpy(np.ascontiguousarray(action_blocks, dtype=np.float32)).to(self.device)
         return self.model.rollout(z, a).float().cpu().numpy()
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """(N, D) latents -> (N, H, W, 3) uint8 frames, by the model folder's pixel decoder (DECODE)."""
+        if self._decoder is None:
+            raise ValueError("this model has no pixel decoder (DECODE is not in its capabilities)")
+        return self._decoder.decode(z)

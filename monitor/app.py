@@ -26,6 +26,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
 from export.engine import available_cores  # noqa: E402
+from lewm.model_interface import DECODE  # noqa: E402
 from lewm.stream import ACTION_STREAMS, LatentStream  # noqa: E402
 from monitor import controls  # noqa: E402
 from monitor.live import LiveData  # noqa: E402
@@ -122,7 +123,7 @@ class MonitorApp:
         self.sim = Simulator(scene, engine.image_size, mode=mode, seed=options.seed, replay=replay,
                              frameskip=engine.frameskip)
         self.active_stream = "real"
-        decoder = engine if getattr(engine, "has_decoder", False) else None  # pictures of the forecasts
+        decoder = engine if DECODE in engine.capabilities else None  # pictures of the forecasts
         self.stream = LatentStream(engine, horizon=options.horizon, shuffle_bank=bank.shuffle_bank, seed=STREAM_SEED,
                                    pca=bank.pca, lookahead=LOOKAHEAD, active_stream=self.active_stream,
                                    keep_forecasts=decoder is not None)

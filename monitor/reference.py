@@ -67,8 +67,8 @@ class ReferenceBank:
 
 
 def cache_key(engine, episodes: int, steps: int) -> str:
-    parts = [f"v{VERSION}", f"e{episodes}", f"s{steps}", f"i{engine.image_size}", f"p{getattr(engine, 'precision', '')}"]
-    folder = getattr(engine, "folder", None)
+    parts = [f"v{VERSION}", f"e{episodes}", f"s{steps}", f"i{engine.image_size}", f"p{engine.precision}"]
+    folder = engine.folder
     if folder is not None:
         for name in sorted(os.listdir(folder)):
             if name.endswith((".onnx", ".weights")):
@@ -115,7 +115,7 @@ def load_or_build(engine, episodes: int = 10, steps: int = 150,
     """The bank of engine's model folder: from its cache, or built (and cached if the folder is writable).
     Returns (bank, where it lives: the cache path or "memory")."""
     key = cache_key(engine, episodes, steps)
-    folder = getattr(engine, "folder", None)
+    folder = engine.folder
     path = Path(folder) / CACHE if folder is not None else None
     if path is not None and path.is_file():
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lewm.model_interface import DECODE
 from lewm.decoder_pixels import position_errors, psnr, read_positions, ssim, state_positions
 from lewm.probes.common import episode_resamples, nan_stat, new_figure, save_figure, shuffle_banks, write_json
 
@@ -45,13 +46,9 @@ DEFINITIONS = {
 }
 
 
-def decoder_for(model_dir: str | Path, backend: str, model):
-    """Something with decode(z) -> uint8 frames for the model folder, or None where it has no decoder."""
-    if backend == "onnx":
-        return model if getattr(model, "has_decoder", False) else None
-    from lewm.decoder import TorchDecoder, has_decoder
-
-    return TorchDecoder.from_folder(model_dir) if has_decoder(model_dir) else None
+def decoder_for(model):
+    """The model where it can decode (lewm.model_interface.DECODE), else None."""
+    return model if DECODE in model.capabilities else None
 
 
 def first_scored_frame(model, horizon: int) -> int:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(trials, outcomes)
     report = {
         "model": str(args.model), "backend": args.backend,
-        "engine": model.describe() if hasattr(model, "describe") else model.name,
+        "engine": model.describe(),
         "protocol": {"episodes": args.episodes, "seed": args.seed, "episode_seed": args.episode_seed,
                      "goal_offset": args.goal_offset, "budget": args.budget,
                      "success": "agent and block xy within 20 units of the goal state's, angle within pi/9, "

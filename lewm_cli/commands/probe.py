@@ -42,9 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fit-frames", type=Integer(MIN_FIT_FRAMES), default=4000,
                    help="still frames the pose probe's ridge and MLP probes are fitted on (seeds apart from the "
                         "scored ones)")
-    p.add_argument("--seed", type=SEED, default=1_000_000, help="first held-out episode seed (voe: also seeds its event draws)")
+    p.add_argument("--seed", type=SEED, default=1_000_000,
+                   help="first held-out episode seed (voe: also seeds its event draws)")
     p.add_argument("--steps", type=COUNT, default=None, help="env steps per episode (default: the scene's length)")
-    p.add_argument("--dataset", type=DATASET, default=None, help="take episodes from this HDF5 dataset instead of scenes")
+    p.add_argument("--dataset", type=DATASET, default=None,
+                   help="take episodes from this HDF5 dataset instead of scenes")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="torch (the weights) or onnx (export.engine.OnnxEngine, the monitor's engine)")
     p.add_argument("--horizon", type=COUNT, default=20,
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--frames must be between {MIN_FRAMES} and {FIT_SEED_OFFSET} (the fitting frames' seeds "
                         f"start at SEED + {FIT_SEED_OFFSET}); got {args.frames}")
     model = load_backend(args.model, args.backend, threads=args.threads)
-    pixel_decoder = decoder_for(args.model, args.backend, model)
+    pixel_decoder = decoder_for(model)
     if args.probe == "decoder" and pixel_decoder is None:
         what = "decoder.onnx (run `lewm export`)" if args.backend == "onnx" else "pixel decoder"
         raise UserError(f"{args.model} has no {what}; train one with `lewm train-decoder --model {args.model} "

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from lewm.model_interface import ROLLOUT
 from lewm.planner import CEMSettings, LatentPlanner, RecedingHorizon, agent_paths, cem_minimise
 from lewm.planning_eval import baseline_trial, make_trials, wilson_interval
 from scenes.pusht import pose_success
@@ -38,6 +39,8 @@ def test_cem_settings_reject_nonsense():
 class CountingModel:
     """A real (tiny) model behind the interface, counting the predictor's calls and batch sizes."""
 
+    capabilities = frozenset()  # encode and predict only
+
     def __init__(self, model):
         self.inner = model
         self.config, self.history, self.frameskip = model.config, model.history, model.frameskip
@@ -69,6 +72,8 @@ def test_planner_batches_one_predictor_call_per_horizon_step(make_model):
 
 class CountingRollouts(CountingModel):
     """A model with the fused rollout call; it counts those calls too."""
+
+    capabilities = frozenset({ROLLOUT})
 
     def __init__(self, model):
         super().__init__(model)
