@@ -50,6 +50,7 @@ DRAW_FPS = 60
 RECORD_FPS = 30
 LOOKAHEAD = 5
 SCENE_RECT, SCENE_IMAGE_PX = (8, 8, 400, 420), 384  # where the scene panel sits (the window tests drag in it)
+HORIZON_RECT = (416, 222, 420, 206)  # the horizon panel's place: the plan's panel while a plan is shown
 STREAM_SEED = 0  # the shuffled stream's generator: the same in the monitor and an offline probe
 
 
@@ -155,7 +156,7 @@ class MonitorApp:
         self.scene_panel = ScenePanel(pygame.Rect(SCENE_RECT), image_px=SCENE_IMAGE_PX)
         self.expects_panel = ExpectsPanel(pygame.Rect(8, 436, 1264, 252), count=LOOKAHEAD)
         self.surprise_panel = SurprisePanel(pygame.Rect(416, 8, 856, 206))
-        self.horizon_panel = HorizonPanel(pygame.Rect(416, 222, 420, 206))
+        self.horizon_panel = HorizonPanel(pygame.Rect(HORIZON_RECT))
         self.pca_panel = PCAPanel(pygame.Rect(844, 222, 428, 206), bank)
         # In lockstep the simulator waits for each plan and nothing else runs meanwhile, so a plan's calls split
         # their 300 candidates over every core; live, the window and the stream share the cores, where splitting
@@ -180,65 +181,55 @@ class MonitorApp:
 
     # ---------------------------------------------------------------- actions (the key table's)
     def perform(self, action: str) -> None:
-        sim = self.sim
-        if action == "quit":
-            self.running = False
-        elif action == "help":
-            self.show_help = not self.show_help
-        elif action == "pause":
-            self.paused = not self.paused
-        elif action == "single_step":
-            self.paused = True
-            self.step_requests += 1
-        elif action in controls.SPEEDS:
+        """Do what a key's action names (monitor/controls.py binds the keys): a speed, an artifact nudge, an arrow
+        held, or one of ACTIONS."""
+        if action in controls.SPEEDS:
             self.speed = controls.SPEEDS[action]
-        elif action == "new_seed":
-            sim.reset(sim.seed + 1)
-            self.reset_plan()
-        elif action == "cycle_mode":
-            modes = [m for m in MODES if m != "replay" or sim.replay is not None]
-            sim.set_mode(modes[(modes.index(sim.mode) + 1) % len(modes)])
-            self.reset_plan()
-        elif action == "set_goal":
-            if sim.mode != "replay":
-                self.plan.set_goal(sim.current.state, sim.current.frame)
-                self.data.clear_plan()
-        elif action == "cycle_stream":
-            self.set_stream(ACTION_STREAMS[(ACTION_STREAMS.index(self.active_stream) + 1) % len(ACTION_STREAMS)])
-        elif action == "cycle_kind":
-            sim.kind_index = (sim.kind_index + 1) % 4
-        elif action == "cycle_color":
-            sim.color_index = (sim.color_index + 1) % len(controls.COLORS)
-            if sim.selected is not None:
-                sim.selected.color = sim.color
-        elif action == "sliding_square":
-            sim.selected = sim.start_sliding_square()
-        elif action == "teleport_block":
-            sim.teleport_block()
-        elif action == "select_next":
-            sim.select_next()
-        elif action == "remove_selected":
-            if sim.selected is not None:
-                sim.remove_artifact(sim.selected)
-        elif action == "clear_artifacts":
-            sim.artifacts.clear()
-            sim.selected = None
-        elif action == "record":
-            if self.recorder is None:
-                self.start_recording()
-            else:
-                self.stop_recording()
         elif action in controls.ARTIFACT_NUDGE:
-            if sim.selected is not None:
-                dx, dy = controls.ARTIFACT_NUDGE[action]
-                x, y = sim.selected.center(sim.env_step)
-                sim.move_artifact(sim.selected, x + 4 * dx, y + 4 * dy)
+            self.sim.nudge_selected(*controls.ARTIFACT_NUDGE[action])
         elif action in controls.HOLD_ACTIONS:
-            if sim.mode in ("expert", "plan"):
-                sim.set_mode("manual")  # an arrow key takes the agent over
-            sim.keys_held.add(controls.HOLD_ACTIONS[action])
+            self.sim.push(controls.HOLD_ACTIONS[action])
+        elif action in ACTIONS:
+            ACTIONS[action](self)
         else:
             raise ValueError(f"unknown action {action!r}")
+
+    def quit(self) -> None:
+        self.running = False
+
+    def toggle_help(self) -> None:
+        self.show_help = not self.show_help
+
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
+
+    def single_step(self) -> None:
+        self.paused = True
+        self.step_requests += 1
+
+    def new_seed(self) -> None:
+        self.sim.reset(self.sim.seed + 1)
+        self.reset_plan()
+
+    def cycle_mode(self) -> None:
+        modes = [m for m in MODES if m != "replay" or self.sim.replay is not None]
+        self.sim.set_mode(modes[(modes.index(self.sim.mode) + 1) % len(modes)])
+        self.reset_plan()
+
+    def set_goal(self) -> None:
+        """G: the current frame becomes the plan's goal (not in a replay, whose plans are the recording's)."""
+        if self.sim.mode != "replay":
+            self.plan.set_goal(self.sim.current.state, self.sim.current.frame)
+            self.data.clear_plan()
+
+    def cycle_stream(self) -> None:
+        self.set_stream(ACTION_STREAMS[(ACTION_STREAMS.index(self.active_stream) + 1) % len(ACTION_STREAMS)])
+
+    def toggle_recording(self) -> None:
+        if self.recorder is None:
+            self.start_recording()
+        else:
+            self.stop_recording()
 
     def set_stream(self, name: str) -> None:
         self.active_stream = name
@@ -256,7 +247,7 @@ class MonitorApp:
         elif event.type == pygame.KEYUP:
             binding = controls.lookup(pygame.key.name(event.key), False)
             if binding is not None and binding.action in controls.HOLD_ACTIONS:
-                self.sim.keys_held.discard(controls.HOLD_ACTIONS[binding.action])
+                self.sim.release(controls.HOLD_ACTIONS[binding.action])
         elif event.type == pygame.MOUSEBUTTONDOWN and self.scene_panel.contains(event.pos):
             x, y = self.scene_panel.to_reference(event.pos)
             if event.button == 1:
@@ -409,7 +400,7 @@ class MonitorApp:
                   (f"mode {self.sim.mode}", style.TEXT), (f"actions {self.active_stream}",
                                                           style.STREAM_COLORS[self.active_stream]),
                   (f"speed {speed}" + ("  PAUSED" if self.paused else ""), style.TEXT),
-                  (f"next artifact {self.sim.kind} {controls.COLOR_NAMES[self.sim.color_index]}", style.TEXT),
+                  (f"next artifact {self.sim.kind} {self.sim.color_name}", style.TEXT),
                   (f"dropped {self.worker.dropped}", style.SPIKE if self.worker.dropped else style.TEXT)]
         if self.sim.mode == "plan":
             fields.append((self.plan.status(), style.SPIKE if self.plan.waiting else style.TEXT))
@@ -542,6 +533,20 @@ class MonitorApp:
         if failures:
             raise failures[0]
         return {"video": video, "session": self.session.folder if self.session else None}
+
+
+# The key table's actions that are not a speed, a nudge or an arrow: what each calls.
+ACTIONS = {
+    "quit": MonitorApp.quit, "help": MonitorApp.toggle_help, "pause": MonitorApp.toggle_pause,
+    "single_step": MonitorApp.single_step, "new_seed": MonitorApp.new_seed, "cycle_mode": MonitorApp.cycle_mode,
+    "set_goal": MonitorApp.set_goal, "cycle_stream": MonitorApp.cycle_stream,
+    "record": MonitorApp.toggle_recording,
+    "cycle_kind": lambda app: app.sim.cycle_kind(), "cycle_color": lambda app: app.sim.cycle_color(),
+    "sliding_square": lambda app: app.sim.start_sliding_square(),
+    "teleport_block": lambda app: app.sim.teleport_block(), "select_next": lambda app: app.sim.select_next(),
+    "remove_selected": lambda app: app.sim.remove_selected(),
+    "clear_artifacts": lambda app: app.sim.clear_artifacts(),
+}
 
 
 def run_app(app: MonitorApp, steps: int | None = None) -> dict:

@@ -184,6 +184,47 @@ class Simulator:
 
         return COLORS[self.color_index]
 
+    @property
+    def color_name(self) -> str:
+        from monitor.controls import COLOR_NAMES
+
+        return COLOR_NAMES[self.color_index]
+
+    def cycle_kind(self) -> None:
+        """The next artifact's kind: the next of ARTIFACT_KINDS."""
+        self.kind_index = (self.kind_index + 1) % len(ARTIFACT_KINDS)
+
+    def cycle_color(self) -> None:
+        """The next artifact's colour, and the selected artifact's."""
+        from monitor.controls import COLORS
+
+        self.color_index = (self.color_index + 1) % len(COLORS)
+        if self.selected is not None:
+            self.selected.color = self.color
+
+    def push(self, direction: tuple[int, int]) -> None:
+        """An arrow key held: the agent is pushed that way, and an expert or planner hands it over."""
+        if self.mode in ("expert", "plan"):
+            self.set_mode("manual")
+        self.keys_held.add(direction)
+
+    def release(self, direction: tuple[int, int]) -> None:
+        self.keys_held.discard(direction)
+
+    def nudge_selected(self, dx: int, dy: int) -> None:
+        """Shift + arrow: the selected artifact moves 4 reference pixels that way."""
+        if self.selected is not None:
+            x, y = self.selected.center(self.env_step)
+            self.move_artifact(self.selected, x + 4 * dx, y + 4 * dy)
+
+    def remove_selected(self) -> None:
+        if self.selected is not None:
+            self.remove_artifact(self.selected)
+
+    def clear_artifacts(self) -> None:
+        self.artifacts.clear()
+        self.selected = None
+
     def artifact_under(self, x: float, y: float) -> Artifact | None:
         """The topmost artifact active now under reference-pixel point (x, y)."""
         for a in reversed(self.player.artifacts):

@@ -174,3 +174,12 @@ def test_manual_mode_mouse_drives_the_agent(make_app):
     assert action[0] == pytest.approx(1.0) and abs(action[1]) < 0.05  # clipped at the edge
     tick(app, 3)
     assert app.sim.current.state[0] > agent[0] + 10
+
+
+def test_every_key_action_is_one_entry_of_the_app_table():
+    """perform() looks an action up (a speed, a nudge, an arrow, or ACTIONS): every key's action is there, and
+    nothing else is."""
+    from monitor.app import ACTIONS
+
+    table = set(ACTIONS) | set(controls.SPEEDS) | set(controls.ARTIFACT_NUDGE) | set(controls.HOLD_ACTIONS)
+    assert {binding.action for binding in controls.KEYS} == table
