@@ -81,7 +81,8 @@ JUDGED_BY_THE_COMMAND = {
     "probe": [("--out", "{file}")],
     "export": [("--out", "{file}")],
     "bench": [("--out", "{folder}"), ("--presets", "nosuch")],
-    "monitor": [("--provider", "Bogus"), ("--scene", "nosuch"), ("--record", "{folder}"), ("--screenshot", "{folder}")],
+    "monitor": [("--provider", "Bogus"), ("--scene", "nosuch"), ("--record", "{folder}"), ("--screenshot", "{folder}"),
+                ("--record", "{missing}.txt")],
     "plan": [("--out", "{file}")],
     "rerun": [("--out", "{folder}"), ("--out", "{file}")],
 }

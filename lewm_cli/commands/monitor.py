@@ -24,7 +24,8 @@ HEADLESS_CAP = 300
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=MODEL, default=None, help="model folder (config.json + ONNX files); its config gives "
+    p.add_argument("--model", type=MODEL, default=None,
+                   help="model folder (config.json + ONNX files); its config gives "
                    f"the frame size and frameskip (default: the bundled {BUNDLED_MODEL.name}; a replay: the "
                    "session's)")
     p.add_argument("--scene", default=None, help=f"named scene to start (`lewm scenes` lists them; default: "
@@ -43,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", metavar="FILE", default=None, help="record the window to this mp4 from the start")
     p.add_argument("--force", action="store_true", help="overwrite --record and --screenshot files that exist")
     p.add_argument("--sessions", default="sessions", help="folder for session folders")
-    p.add_argument("--speed", type=Number(minimum=0), default=1.0, help="simulator speed (x 10 env steps/s); 0 = as fast as "
+    p.add_argument("--speed", type=Number(minimum=0), default=1.0,
+                   help="simulator speed (x 10 env steps/s); 0 = as fast as "
                    "the model keeps up")
     p.add_argument("--horizon", type=COUNT, default=None,
                    help=f"forecast horizon H in model steps (default: {DEFAULT_HORIZON}; a replay: the session's)")
@@ -89,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     for option, path in (("--record", args.record), ("--screenshot", args.screenshot)):
         if path:  # before the run: a bad path must not cost the run, nor overwrite a file silently
             check_output_file(path, option, force=args.force)
+    if args.record and Path(args.record).suffix.lower() not in ("", ".mp4"):  # an mp4 whatever the name says
+        raise UserError(f"--record {args.record}: the video is written as mp4; give a name ending in .mp4")
     if args.replay_dataset:
         from monitor.replay import DatasetReplay
 
