@@ -236,3 +236,51 @@ def test_the_window_does_what_a_person_asks(display, tiny_model, reference_sizes
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def colour_pixels(shot: np.ndarray, rect: pygame.Rect, colour) -> int:
+    """Pixels of exactly `colour` inside `rect` of a screenshot (w, h, 3)."""
+    part = shot[rect.left:rect.right, rect.top:rect.bottom]
+    return int(np.all(part == np.array(colour), axis=2).sum())
+
+
+@needs_x
+def test_plan_mode_shows_the_whole_scene_unobstructed(display, tiny_model, reference_sizes, tmp_path):
+    """In the real window, plan mode's boxes (goal, elite cost, status) sit beside the scene and the candidate
+    paths stop at its border: over the scene there is nothing but the scene and the paths."""
+    from monitor.app import HORIZON_RECT
+    from monitor.panels import style
+    from monitor.panels.plan import CHOSEN, GOAL
+
+    episodes, steps = reference_sizes
+    sessions = tmp_path / "sessions"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDL_")}
+    env.update(DISPLAY=display, SDL_VIDEODRIVER="x11", SDL_AUDIODRIVER="dummy", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "lewm_cli", "monitor", "--model", str(tiny_model), "--scene", "expert", "--mode",
+           "plan", "--sessions", str(sessions), "--reference-episodes", str(episodes), "--reference-steps",
+           str(steps)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    app = Driver(display, proc, sessions, tmp_path)
+    try:
+        app.wait_rows(1)
+        app.until(lambda: any(r.get("plan") for r in app.rows()), "no plan was made", timeout=120)
+        app.window = app.xdotool("search", "--pid", str(proc.pid)).split()[0]
+        image, side = SCENE.image, pygame.Rect(HORIZON_RECT)
+
+        def plan_drawn():
+            shot = app.screenshot("plan")
+            return colour_pixels(shot, side, GOAL) > 0 and colour_pixels(shot, image, CHOSEN) > 0 and [shot]
+
+        [shot] = app.until(plan_drawn, "the goal beside the scene and the chosen path over it were not drawn")
+        for colour in (GOAL, style.BORDER):  # the goal's frame, the boxes' outlines: never over the scene
+            assert colour_pixels(shot, image.inflate(-2, -2), colour) == 0, colour
+        for band in (pygame.Rect(image.right + 1, image.top, 6, image.h),
+                     pygame.Rect(image.left, image.bottom + 1, image.w, 6)):
+            assert colour_pixels(shot, band, CHOSEN) == 0  # the paths stop at the scene's border
+        app.press("Escape")
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
