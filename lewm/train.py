@@ -71,7 +71,7 @@ class TrainSettings:
         if self.rollout_steps not in (1, 2):
             raise UserError(f"rollout_steps must be 1 or 2, got {self.rollout_steps}")
         if self.schedule == "time" and not self.time_budget_minutes:
-            raise UserError("the time schedule needs a time budget (--time-budget MINUTES)")
+            raise UserError("the time schedule needs a time budget (time_budget_minutes)")
 
 
 class ClipSampler:
@@ -284,7 +284,7 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
     ranks = Ranks.from_environment()
     if settings.batch_size % ranks.world_size:
         raise UserError(f"a batch of {settings.batch_size} clips does not split evenly over {ranks.world_size} "
-                        f"processes: make --batch-size a multiple of {ranks.world_size}")
+                        f"processes: make the batch size a multiple of {ranks.world_size}")
     device = ranks.device()
     with EpisodeDataset(dataset_path, config.image_size) as dataset:
         mean, std = action_statistics(dataset)
@@ -292,7 +292,7 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
 
     _recover_checkpoint(run)
     if not resume and (run / "checkpoint").exists():
-        raise UserError(f"{run} already holds a checkpoint: pass --resume to continue it, or choose another --run")
+        raise UserError(f"{run} already holds a checkpoint: resume it, or train into another run folder")
     if resume and not (run / "checkpoint").exists():
         raise UserError(f"nothing to resume in {run}: no checkpoint folder there")
     started = ranks.start(device)

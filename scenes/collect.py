@@ -23,14 +23,14 @@ def parse_mix(text: str) -> dict[str, float]:
         name, _, weight = part.partition("=")
         name = name.strip()
         if split_policy_name(name)[0] == "manual":
-            raise UserError("--mix cannot hold the manual policy (nobody plays it); use expert, noisy-expert, random")
+            raise UserError("a mix cannot hold the manual policy (nobody plays it); use expert, noisy-expert, random")
         try:
             mix[name] = float(weight or 1)
         except ValueError:
-            raise UserError(f"--mix weight for {name} must be a number; got {weight!r}") from None
+            raise UserError(f"the weight of {name} must be a number; got {weight!r}") from None
     total = sum(mix.values())
     if total <= 0:
-        raise UserError("--mix weights must add up to more than 0")
+        raise UserError("the weights must add up to more than 0")
     return {k: v / total for k, v in mix.items()}
 
 

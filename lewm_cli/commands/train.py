@@ -107,6 +107,16 @@ def run(args):
         raise UserError("--init takes the model's sizes from its folder: drop --set")
     if args.init and args.resume:
         raise UserError("--init starts a new run from a model folder and --resume continues one: pass only one")
+    checkpoint = Path(args.run) / "checkpoint"
+    if checkpoint.exists() and not args.resume:
+        raise UserError(f"--run {args.run} already holds a checkpoint: pass --resume to continue it, or choose another "
+                        f"--run")
+    if args.resume and not checkpoint.exists() and not checkpoint.with_name("checkpoint.old").is_dir():
+        raise UserError(f"nothing to resume in --run {args.run}: it holds no checkpoint folder")
+    processes = args.nproc if args.nproc > 1 else int(os.environ.get("WORLD_SIZE", 1))
+    if args.batch_size % processes:
+        raise UserError(f"--batch-size {args.batch_size} does not split evenly over {processes} processes: make it a "
+                        f"multiple of {processes}")
     if args.schedule == "time" and args.time_budget is None:
         raise UserError("--schedule time decays the learning rate over the time budget: give --time-budget MINUTES")
     config = ModelConfig.load(f"{args.init}/config.json") if args.init else preset(args.preset,

@@ -45,7 +45,7 @@ def test_train_checkpoints_logs_and_resumes(dataset, tmp_path):
         a = d.action[np.isfinite(d.action).all(1)]
     assert model.config.action_mean == pytest.approx(a.mean(0).tolist(), abs=1e-5)
 
-    with pytest.raises(UserError, match="--resume"):
+    with pytest.raises(UserError, match="already holds a checkpoint"):
         train(dataset, run, preset("tiny"), settings, log=lambda line: None)
     settings.steps = 6
     train(dataset, run, preset("tiny"), settings, resume=True, log=lambda line: None)
@@ -153,3 +153,19 @@ def test_bf16_autocast_and_the_two_step_loss_train(dataset, tmp_path):
     assert np.isfinite(record["loss"]) and record["step"] == 2
     with pytest.raises(UserError, match="precision"):
         TrainSettings(precision="fp8")
+
+
+def test_the_train_command_names_its_flags_where_the_library_does_not(dataset, tmp_path, capsys):
+    from lewm_cli import main
+
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    base = ["train", "--data", str(dataset), "--preset", "tiny", "--steps", "1"]
+    assert main(base + ["--run", str(run)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(base + ["--run", str(tmp_path / "new"), "--resume"]) == 2
+    assert "nothing to resume in --run" in capsys.readouterr().err
+    assert main(base + ["--run", str(tmp_path / "new"), "--batch-size", "3", "--nproc", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size 3 does not split evenly over 2 processes" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
