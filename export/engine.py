@@ -4,7 +4,8 @@ numpy + onnxruntime only (never torch, not even indirectly): the monitor serves 
 It answers like lewm.torch_backend.TorchBackend: encode(frames) -> z, predict(z_window, action_blocks) -> z_next;
 where the folder has a pixel decoder (decoder.onnx), a third call decode(z) -> frames (`has_decoder`); and where
 it has the planner's rollout graph (rollout.onnx, fp32), rollout(z_context, action_blocks) -> the latents after
-each block, for the one context length and horizon it was exported for (`fits_rollout`).
+each block, for the one context length and horizon it was exported for (`fits_rollout`); and where it has an
+uncertainty ensemble (ensemble.onnx), uncertainty(z, action_blocks) -> its disagreement and noise (`has_uncertainty`).
 
 Execution providers are tried in the order TensorRT, CUDA, CPU (those this onnxruntime build offers); one that fails
 to start is skipped with a warning, and the live one is `engine.provider` (also in `describe()` and the log).
@@ -28,11 +29,12 @@ import numpy as np
 import onnxruntime as ort
 
 from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS,
+                          ENSEMBLE_INPUTS, ENSEMBLE_OUTPUTS,
                           PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, ROLLOUT_INPUTS, ROLLOUT_OUTPUTS, WEIGHTS_KEY,
-                          baked_config, decoder_onnx_file, onnx_files, rollout_onnx_file, safetensors_problem,
+                          baked_config, decoder_onnx_file, ensemble_onnx_file, onnx_files, rollout_onnx_file, safetensors_problem,
                           sha256_file, shared_weights_file)
 from lewm.config import ModelConfig
-from lewm.model_interface import DECODE, ROLLOUT
+from lewm.model_interface import DECODE, ROLLOUT, UNCERTAINTY
 from lewm_errors import UserError
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ PREFERRED = (TENSORRT, CUDA, CPU)
 class OnnxEngine:
     def __init__(self, config: ModelConfig, encoder: ort.InferenceSession, predictor: ort.InferenceSession,
                  precision: str = "fp32", folder: Path | None = None, decoder: ort.InferenceSession | None = None,
-                 threads: int = 1, rollout: ort.InferenceSession | None = None):
+                 threads: int = 1, rollout: ort.InferenceSession | None = None,
+                 ensemble: ort.InferenceSession | None = None):
         self.config = config
         self.latent_dim = config.latent_dim
         self.history = config.history
@@ -58,6 +61,7 @@ class OnnxEngine:
         self._predictor = predictor
         self._decoder = decoder
         self._rollout = rollout
+        self._ensemble = ensemble
         # (context, horizon) of the rollout graph: its inputs' fixed lengths
         self.rollout_shape = None if rollout is None else _rollout_shape(rollout)
         self.provider = encoder.get_providers()[0]
@@ -92,8 +96,9 @@ class OnnxEngine:
         _check_graphs(folder, config, encoder, predictor, enc_path, pred_path)
         decoder = _decoder_session(folder, config, precision, live, options)
         rollout = _rollout_session(folder, config, precision, live, options)
+        ensemble = _ensemble_session(folder, config, live, options)
         engine = cls(config, encoder, predictor, precision=precision, folder=folder, decoder=decoder,
-                     threads=1 if threads is None else threads, rollout=rollout)
+                     threads=1 if threads is None else threads, rollout=rollout, ensemble=ensemble)
         engine.warm_up()
         log.info("%s", engine.describe())
         return engine
@@ -103,12 +108,13 @@ class OnnxEngine:
         (ONNX Runtime runs a session from several threads at once), so it costs no loading: the monitor plans with
         every core while its stream keeps one."""
         return OnnxEngine(self.config, self._encoder, self._predictor, precision=self.precision, folder=self.folder,
-                          decoder=self._decoder, threads=threads, rollout=self._rollout)
+                          decoder=self._decoder, threads=threads, rollout=self._rollout, ensemble=self._ensemble)
 
     def describe(self) -> str:
         where = f" from {self.folder}" if self.folder else ""
         threads = f", {self.threads} thread(s) per call" if self.provider == CPU else ""
         decoder = ", with a pixel decoder" if self.has_decoder else ""
+        decoder += ", an uncertainty ensemble" if self.has_uncertainty else ""
         rollout = "" if self.rollout_shape is None else ", a fused rollout of context {}, horizon {}".format(
             *self.rollout_shape)
         return (f"ONNX Runtime {ort.__version__} on {self.provider} ({self.precision}{threads}{decoder}{rollout})"
@@ -122,6 +128,8 @@ class OnnxEngine:
                      np.zeros((1, self.history, a), np.float32))
         if self.has_decoder:
             self.decode(np.zeros((1, self.latent_dim), np.float32))
+        if self.has_uncertainty:
+            self.uncertainty(np.zeros((1, self.latent_dim), np.float32), np.zeros((1, a), np.float32))
         if self.rollout_shape is not None:
             context, horizon = self.rollout_shape
             self.rollout(np.zeros((1, context, self.latent_dim), np.float32),
@@ -167,13 +175,32 @@ class OnnxEngine:
         return self._run(self._rollout, ROLLOUT_OUTPUTS[0], {ROLLOUT_INPUTS[0]: z, ROLLOUT_INPUTS[1]: a})
 
     @property
+    def has_uncertainty(self) -> bool:
+        return self._ensemble is not None
+
+    def uncertainty(self, z: np.ndarray, action_blocks: np.ndarray) -> np.ndarray:
+        """(N, D) latents and (N, A) raw action blocks -> (N, 2): the disagreement and noise of the ensemble's
+        forecast of the step from each latent under its block (lewm.ensemble.UNCERTAINTY_PARTS)."""
+        if self._ensemble is None:
+            raise UserError(f"this model folder has no uncertainty ensemble (ensemble.onnx); train one with "
+                            f"`lewm train-ensemble --model {self.folder or 'DIR'} --data DATA.h5`")
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        a = np.ascontiguousarray(action_blocks, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim or a.shape != (len(z), self.config.action_block_dim):
+            raise ValueError(f"uncertainty takes z (N, {self.latent_dim}) and action_blocks "
+                             f"(N, {self.config.action_block_dim}); got {z.shape} and {a.shape}")
+        return self._run(self._ensemble, ENSEMBLE_OUTPUTS[0], {ENSEMBLE_INPUTS[0]: z, ENSEMBLE_INPUTS[1]: a})
+
+    @property
     def has_decoder(self) -> bool:
         return self._decoder is not None
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """DECODE where the folder has decoder.onnx, ROLLOUT where it has rollout.onnx (lewm.model_interface)."""
-        return frozenset([*([DECODE] if self.has_decoder else []), *([ROLLOUT] if self._rollout is not None else [])])
+        """DECODE where the folder has decoder.onnx, ROLLOUT where it has rollout.onnx, UNCERTAINTY where it has
+        ensemble.onnx (lewm.model_interface)."""
+        return frozenset([*([DECODE] if self.has_decoder else []), *([ROLLOUT] if self._rollout is not None else []),
+                          *([UNCERTAINTY] if self._ensemble is not None else [])])
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """(N, latent_dim) latents -> (N, H, W, 3) uint8 frames of what they picture (the pixel decoder)."""
@@ -343,6 +370,22 @@ def _rollout_session(folder: Path, config: ModelConfig, precision: str, provider
     if problems:
         raise UserError(f"the rollout graph in {folder} does not match its config.json: " + "; ".join(problems)
                         + f"; re-export with `lewm export --model {folder}`")
+    return session
+
+
+def _ensemble_session(folder: Path, config: ModelConfig, provider: str, options: ort.SessionOptions
+                      ) -> ort.InferenceSession | None:
+    """The uncertainty ensemble's session, or None where the folder has no ensemble.onnx. One whose inputs do not
+    fit the config raises a UserError."""
+    path = ensemble_onnx_file(folder)
+    if not path.is_file():
+        return None
+    session, _ = _first_session(path, [provider], options)
+    have = [(arg.name, arg.shape[1]) for arg in session.get_inputs()]
+    want = list(zip(ENSEMBLE_INPUTS, (config.latent_dim, config.action_block_dim)))
+    if have != want or [arg.name for arg in session.get_outputs()] != ENSEMBLE_OUTPUTS:
+        raise UserError(f"the ensemble graph in {folder} takes {have}, not {want}; retrain it with "
+                        f"`lewm train-ensemble --model {folder} --data DATA.h5 --force`")
     return session
 
 

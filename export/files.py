@@ -20,6 +20,8 @@ ROLLOUT_INPUTS = ["z_context", "action_blocks"]
 ROLLOUT_OUTPUTS = ["z_future"]
 DECODER_INPUTS = ["z"]
 DECODER_OUTPUTS = ["frames", "frames_uint8"]  # the engine reads the second
+ENSEMBLE_INPUTS = ["z", "action_block"]
+ENSEMBLE_OUTPUTS = ["uncertainty"]
 PRECISIONS = ("fp32", "fp16", "int8")
 
 # metadata_props key holding the JSON of the config the graph was exported from
@@ -52,6 +54,11 @@ def rollout_onnx_file(folder: str | Path) -> Path:
 def shared_weights_file(folder: str | Path) -> Path:
     """The ONNX external-data file that holds the weights of predictor.onnx and rollout.onnx, each tensor once."""
     return Path(folder) / "predictor.weights"
+
+
+def ensemble_onnx_file(folder: str | Path) -> Path:
+    """The uncertainty ensemble's graph (fp32; its weights are read from ensemble.safetensors)."""
+    return Path(folder) / "ensemble.onnx"
 
 
 def decoder_onnx_file(folder: str | Path, precision: str = "fp32") -> Path:

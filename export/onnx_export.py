@@ -26,12 +26,14 @@ from export.files import (CONFIG_KEY, ENCODER_INPUTS, ENCODER_OUTPUTS, PREDICTOR
                           ROLLOUT_INPUTS, ROLLOUT_OUTPUTS, WEIGHTS_KEY, baked_config, onnx_files, quiet_logger,
                           remove_reduced_copies, rollout_onnx_file, sha256_file, shared_weights_file)
 from export.decoder_onnx import export_decoder, reduce_decoder
+from export.ensemble_onnx import export_ensemble
 from export.shared_weights import share_weights
 from lewm.checkpoint import CONFIG, WEIGHTS, load_model_folder, save_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, preset
 from lewm.decoder import has_decoder
+from lewm.ensemble import has_ensemble
 from lewm.model import LeWM
-from lewm.planner import CEMSettings
+from lewm.planner import PlannerSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,8 @@ class _Rollout(torch.nn.Module):
 def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True, int8: bool = False) -> dict[str, Any]:
     """Write FOLDER/encoder.onnx and FOLDER/predictor.onnx, verify them against torch (ParityError and no files
     if they disagree by more than 1e-4), record an "onnx" section in FOLDER/config.json; return that section.
-    A folder with a pixel decoder also gets decoder.onnx, verified the same way (export/decoder_onnx.py).
+    A folder with a pixel decoder also gets decoder.onnx, verified the same way (export/decoder_onnx.py), and one with
+    an uncertainty ensemble ensemble.onnx (export/ensemble_onnx.py).
     int8=True also writes the dynamically quantised encoder.int8.onnx / predictor.int8.onnx (and decoder.int8.onnx).
     The int8 / fp16 files of an earlier export are removed (made from the graphs this export replaces)."""
     folder = Path(folder)
@@ -125,6 +128,8 @@ def export_model_folder(folder: str | Path, opset: int = 18, verify: bool = True
     decoder = has_decoder(folder)
     if decoder:
         export_decoder(folder, opset=opset, verify=verify)
+    if has_ensemble(folder):
+        export_ensemble(folder, opset=opset, verify=verify)
     if int8:
         from export.quantize import quantize_model_folder
         section = quantize_model_folder(folder)
@@ -170,7 +175,7 @@ def _export_rollout(model: LeWM, path: Path, opset: int) -> str:
     return f"torch.onnx dynamo (torch {torch.__version__})"
 
 
-ROLLOUT = CEMSettings()  # the rollout graph is made for the planner's default context and horizon
+ROLLOUT = PlannerSettings()  # the rollout graph is made for the planner's default context and horizon
 
 
 def _examples(config: ModelConfig) -> tuple[torch.Tensor, ...]:
@@ -289,9 +294,11 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
-def make_random_model_folder(preset_name: str, out: str | Path, seed: int = 0) -> Path:
+def make_random_model_folder(preset_name: str, out: str | Path, seed: int = 0, ensemble: bool = False) -> Path:
     """A model folder with random weights of a preset's sizes (for benchmarks and parity checks only): PushT action
-    statistics, and AdaLN modulations perturbed off zero so that the predictor blocks are not identities."""
+    statistics, and AdaLN modulations perturbed off zero so that the predictor blocks are not identities. With
+    `ensemble`, also a small random uncertainty ensemble (3 members of 16 hidden units), so that it serves
+    uncertainty()."""
     torch.manual_seed(seed)
     config = preset(preset_name, action_mean=list(PUSHT_ACTION_MEAN), action_std=list(PUSHT_ACTION_STD))
     model = LeWM(config)
@@ -301,4 +308,10 @@ def make_random_model_folder(preset_name: str, out: str | Path, seed: int = 0) -
             block.adaLN_modulation[1].bias.normal_(std=0.02)
     card = (f"# Random-weight LeWM ({preset_name} preset)\n\nRandom weights (seed {seed}), for inference benchmarks "
             "and export parity checks only. It has learned nothing.\n")
-    return save_model_folder(model.eval(), config, out, card=card)
+    folder = save_model_folder(model.eval(), config, out, card=card)
+    if ensemble:
+        from lewm.ensemble import EnsembleConfig, LatentEnsemble, save_ensemble
+
+        save_ensemble(LatentEnsemble(EnsembleConfig.for_model(config, members=3, hidden=16)), folder,
+                      {"trained": "random weights"})
+    return folder

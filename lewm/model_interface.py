@@ -14,6 +14,7 @@ from lewm.config import ModelConfig
 
 DECODE = "decode"  # decode(z) -> frames: the model folder has a pixel decoder
 ROLLOUT = "rollout"  # rollout(z_context, action_blocks) -> latents: predict on a sliding window, one call
+UNCERTAINTY = "uncertainty"  # uncertainty(z, action_blocks) -> (N, 2): the ensemble's disagreement and expected error
 
 
 @runtime_checkable
@@ -26,7 +27,7 @@ class WorldModel(Protocol):
     name: str  # short: "torch-cpu", "onnxruntime-CPUExecutionProvider"
     precision: str  # "fp32", or the reduced precision of the ONNX files run
     folder: Path | None  # the model folder it was loaded from
-    capabilities: frozenset[str]  # which of DECODE and ROLLOUT it offers
+    capabilities: frozenset[str]  # which of DECODE, ROLLOUT and UNCERTAINTY it offers
 
     def describe(self) -> str:
         """One line: what runs the model, and on what."""
@@ -45,3 +46,7 @@ class WorldModel(Protocol):
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """DECODE: (N, D) latents -> (N, H, W, 3) uint8 frames."""
+
+    def uncertainty(self, z: np.ndarray, action_blocks: np.ndarray) -> np.ndarray:
+        """UNCERTAINTY: (N, D) latents and (N, A) raw action blocks -> (N, 2): disagreement and expected error of the
+        forecast of one step, in squared latent distance."""

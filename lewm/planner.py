@@ -1,7 +1,8 @@
-"""Model-predictive control in latent space: the cross-entropy method (CEM) over the two-call model interface.
+"""Model-predictive control in latent space over the two-call model interface: the cross-entropy method (CEM), iCEM
+and MPPI, with an optional penalty on the model's uncertainty about its forecast.
 
 Numpy only (no torch), so the same planner runs on the torch model, on the ONNX engine, in `lewm plan` and in the
-monitor's plan mode. The defaults are the official PushT settings (le-wm `config/eval/solver/cem.yaml`,
+monitor's plan mode. The defaults are the official PushT CEM settings (le-wm `config/eval/solver/cem.yaml`,
 stable-worldmodel's planning config):
 
 - 300 candidate action sequences per iteration, 30 iterations, the 30 lowest-cost (elites) refit the sampler;
@@ -12,8 +13,23 @@ stable-worldmodel's planning config):
 - a candidate's cost is the squared L2 distance between the last predicted embedding of its rollout and the goal
   frame's embedding;
 - the chosen plan is the final mean, mapped back to raw actions (action_mean + action_std x normalised, clipped to
-  the action space [-1, 1]) before it reaches the simulator; with receding horizon 5 the whole plan is executed
-  before the next one is made.
+  the action bounds) before it reaches the simulator; with receding horizon 5 the whole plan is executed
+  before the next one is made. The action bounds are the action space [-1, 1], or, where the model folder records
+  the range of its data's actions (config.json's "action_bounds", written by `lewm train-ensemble`), that range:
+  the planner then proposes no action the model has not seen.
+
+The other solvers share the sampler's space, the budget (samples x iterations) and the cost:
+- iCEM (Pinneri et al., 2020): candidates drawn with coloured noise along the horizon (power spectrum 1 / f^beta,
+  beta = 2: smoother sequences than white noise), a share of each iteration's elites carried into the next
+  iteration's candidates, and the mean updated with momentum 0.1;
+- MPPI (Williams et al., 2017): the mean becomes the average of all candidates weighted by exp(-(cost - min) /
+  lambda), lambda = temperature x (median cost - min cost), and the standard deviation the weighted one (kept
+  above 5% of the start) so that the search narrows as CEM's does.
+
+Uncertainty. Where the model serves uncertainty(z, action_blocks) (lewm/ensemble.py: an ensemble's disagreement plus
+its expected error, in squared latent distance, the cost's unit) and uncertainty_weight W > 0, a candidate's cost
+gains W x the sum over its blocks of the uncertainty of each predicted step (from the latent before the block, under
+the block): plans through states where the model's forecast is unreliable cost more, as in TD-MPC2.
 
 A rollout batches every candidate: one predictor call per horizon step per iteration, or, where the model has a
 fused rollout for this context length and horizon (`fits_rollout`: the torch model always, the ONNX engine for the
@@ -27,12 +43,16 @@ from typing import Callable
 
 import numpy as np
 
-from lewm.model_interface import ROLLOUT
+from lewm.model_interface import ROLLOUT, UNCERTAINTY
 from lewm_errors import UserError
 
 
+SOLVERS = ("cem", "icem", "mppi")
+
+
 @dataclass
-class CEMSettings:
+class PlannerSettings:
+    solver: str = "cem"
     samples: int = 300
     iterations: int = 30
     elites: int = 30
@@ -40,8 +60,19 @@ class CEMSettings:
     horizon: int = 5  # model steps per plan
     receding_horizon: int = 5  # model steps executed before re-planning
     context: int = 1  # real frames given to the predictor (stable-worldmodel's history_len: 1)
+    uncertainty_weight: float = 0.0  # W: cost += W x summed uncertainty of the forecast's steps
+    noise_beta: float = 2.0  # iCEM: exponent of the coloured noise's power spectrum along the horizon
+    keep_elites: float = 0.3  # iCEM: share of the elites carried into the next iteration
+    momentum: float = 0.1  # iCEM: weight of the previous mean in the update
+    temperature: float = 0.1  # MPPI: lambda as a share of the median cost's excess over the best
 
     def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise UserError(f"unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
+        if not self.uncertainty_weight >= 0:
+            raise UserError(f"the uncertainty weight must be zero or positive, got {self.uncertainty_weight}")
+        if not (0 <= self.keep_elites <= 1 and 0 <= self.momentum < 1 and self.temperature > 0):
+            raise UserError("iCEM's kept share must lie in [0, 1], its momentum in [0, 1), MPPI's temperature above 0")
         for name in ("samples", "iterations", "elites", "horizon", "receding_horizon", "context"):
             if getattr(self, name) < 1:
                 raise UserError(f"the planner's {name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
@@ -57,15 +88,21 @@ class CEMSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def label(self) -> str:
+        """The solver and its uncertainty weight, as plan.json names a planner: "cem", "icem+u0.5"."""
+        return self.solver + (f"+u{self.uncertainty_weight:g}" if self.uncertainty_weight else "")
+
 
 @dataclass
 class Iteration:
-    """One CEM iteration, for whoever watches the plan form (the monitor draws these)."""
+    """One solver iteration, for whoever watches the plan form (the monitor draws these)."""
 
     index: int
     samples: np.ndarray  # (S, ...) the candidates in the normalised space
     costs: np.ndarray  # (S,)
     elites: np.ndarray  # (K,) indices into samples, lowest cost first
+    uncertainty: np.ndarray | None = None  # (S,) each candidate's summed uncertainty, where the model serves it
 
 
 @dataclass
@@ -76,31 +113,66 @@ class CEMResult:
     best_cost: np.ndarray  # (iterations,) lowest cost of each iteration
 
 
-def cem_minimise(cost: Callable[[np.ndarray], np.ndarray], shape: tuple[int, ...], settings: CEMSettings,
-                 rng: np.random.Generator, on_iteration: Callable[[Iteration], None] | None = None) -> CEMResult:
-    """Minimise cost(x (S, *shape)) -> (S,) over x in R^shape by CEM, starting from N(0, var_scale^2)."""
+def minimise(cost: Callable[[np.ndarray], np.ndarray], shape: tuple[int, ...], settings: PlannerSettings,
+             rng: np.random.Generator, on_iteration: Callable[[Iteration], None] | None = None) -> CEMResult:
+    """Minimise cost(x (S, *shape)) -> (S,) over x in R^shape (shape: horizon first) by settings.solver, starting
+    from N(0, var_scale^2). `cost` may also return (costs, uncertainty) to pass each candidate's uncertainty on."""
     mean = np.zeros(shape, np.float64)
     std = np.full(shape, settings.var_scale, np.float64)
+    floor = 0.05 * settings.var_scale
     elite_cost, best_cost = [], []
+    kept = None  # iCEM: the previous iteration's best elites
     for i in range(settings.iterations):
-        x = mean + std * rng.standard_normal((settings.samples, *shape))
+        noise = (coloured_noise(rng, (settings.samples, *shape), settings.noise_beta) if settings.solver == "icem"
+                 else rng.standard_normal((settings.samples, *shape)))
+        x = mean + std * noise
         x[0] = mean
-        c = np.asarray(cost(x), np.float64)
+        if kept is not None:
+            x[len(x) - len(kept):] = kept
+        out = cost(x)
+        c, u = (out if isinstance(out, tuple) else (out, None))
+        c = np.asarray(c, np.float64)
         order = np.argsort(c, kind="stable")[:settings.elites]
         elite = x[order]
-        mean, std = elite.mean(axis=0), elite.std(axis=0)
+        if settings.solver == "mppi":
+            lam = settings.temperature * max(float(np.median(c) - c[order[0]]), 1e-12)
+            w = np.exp(-(c - c[order[0]]) / lam)
+            w /= w.sum()
+            mean = np.tensordot(w, x, axes=1)
+            std = np.maximum(np.sqrt(np.tensordot(w, (x - mean) ** 2, axes=1)), floor)
+        elif settings.solver == "icem":
+            mean = settings.momentum * mean + (1 - settings.momentum) * elite.mean(axis=0)
+            std = elite.std(axis=0)
+            carried = int(round(settings.keep_elites * len(elite)))
+            kept = elite[:carried].copy() if carried else None
+        else:
+            mean, std = elite.mean(axis=0), elite.std(axis=0)
         elite_cost.append(float(c[order].mean()))
         best_cost.append(float(c[order[0]]))
         if on_iteration is not None:
-            on_iteration(Iteration(i, x, c, order))
+            on_iteration(Iteration(i, x, c, order, None if u is None else np.asarray(u, np.float64)))
     return CEMResult(mean, std, np.array(elite_cost), np.array(best_cost))
+
+
+def coloured_noise(rng: np.random.Generator, shape: tuple[int, ...], beta: float) -> np.ndarray:
+    """Standard normal samples (S, H, ...) correlated along axis 1 (time) with power spectrum 1 / f^beta (iCEM):
+    white noise for beta = 0, smoother sequences as beta grows; each entry has unit variance."""
+    horizon = shape[1]
+    freqs = np.fft.rfftfreq(horizon)
+    freqs[0] = freqs[1] if horizon > 1 else 1.0  # the constant term gets the lowest frequency's power
+    scale = freqs ** (-beta / 2.0)
+    spectrum = (rng.standard_normal((shape[0], len(freqs), *shape[2:]))
+                + 1j * rng.standard_normal((shape[0], len(freqs), *shape[2:])))
+    spectrum *= scale.reshape(1, -1, *([1] * (len(shape) - 2)))
+    x = np.fft.irfft(spectrum, n=horizon, axis=1)
+    return x / np.maximum(x.std(axis=(0, 1), keepdims=True), 1e-12)
 
 
 @dataclass
 class Plan:
     blocks: np.ndarray  # (horizon, frameskip * action_dim) raw action blocks, to be executed in order
     end_latent: np.ndarray  # (D,) the predicted embedding after the last block
-    cost: float  # the chosen plan's cost (squared L2 of end_latent to the goal embedding)
+    cost: float  # the chosen plan's forecast end cost (squared L2 of end_latent to the goal embedding)
     elite_cost: np.ndarray  # (iterations,) mean elite cost per CEM iteration
     best_cost: np.ndarray  # (iterations,)
     seconds: float  # wall time of planning
@@ -108,6 +180,8 @@ class Plan:
     # executes it; None until then, or when execution stopped early): far above `cost`, the model's forecast of
     # its own plan was wrong, which is how a planner exploits a model's errors
     realised_cost: float | None = None
+    # the model's uncertainty about each step of the chosen plan's forecast (H,), where it serves one
+    step_uncertainty: np.ndarray | None = None
 
     def actions(self, action_dim: int) -> np.ndarray:
         """The raw env actions of the plan, in order: (horizon * frameskip, action_dim)."""
@@ -115,15 +189,20 @@ class Plan:
 
 
 class LatentPlanner:
-    """CEM in latent space toward a goal embedding.
+    """CEM, iCEM or MPPI in latent space toward a goal embedding.
 
     model: anything with encode / predict (ARCHITECTURE.md) and config (action_dim, frameskip, action_mean,
-    action_std), history and latent_dim: lewm.torch_backend.TorchBackend or export.engine.OnnxEngine.
+    action_std), history and latent_dim: lewm.torch_backend.TorchBackend or export.engine.OnnxEngine; with
+    uncertainty_weight > 0, also uncertainty(z, action_blocks) (UNCERTAINTY in its capabilities).
     """
 
-    def __init__(self, model, settings: CEMSettings | None = None):
+    def __init__(self, model, settings: PlannerSettings | None = None):
         self.model = model
-        self.settings = settings or CEMSettings()
+        self.settings = settings or PlannerSettings()
+        self.serves_uncertainty = UNCERTAINTY in getattr(model, "capabilities", ())
+        if self.settings.uncertainty_weight and not self.serves_uncertainty:
+            raise UserError("an uncertainty weight needs a model folder with an uncertainty ensemble; train one "
+                            "with `lewm train-ensemble`")
         config = model.config
         self.action_dim = config.action_dim
         self.frameskip = config.frameskip
@@ -131,13 +210,26 @@ class LatentPlanner:
         # per block: frameskip actions of action_dim each, so the statistics repeat along the block
         self.action_mean = np.tile(np.asarray(config.action_mean, np.float64), self.frameskip)
         self.action_std = np.tile(np.asarray(config.action_std, np.float64), self.frameskip)
+        low, high = action_bounds(config)
+        self.action_low = np.tile(low, self.frameskip)
+        self.action_high = np.tile(high, self.frameskip)
 
     def to_raw(self, normalised: np.ndarray) -> np.ndarray:
-        """Normalised action blocks (..., block_dim) -> raw env actions in the action space [-1, 1]."""
-        return np.clip(normalised * self.action_std + self.action_mean, -1.0, 1.0).astype(np.float32)
+        """Normalised action blocks (..., block_dim) -> raw env actions inside the action bounds."""
+        raw = normalised * self.action_std + self.action_mean
+        return np.clip(raw, self.action_low, self.action_high).astype(np.float32)
+
+    def step_uncertainty(self, z_context: np.ndarray, future: np.ndarray, raw_blocks: np.ndarray) -> np.ndarray:
+        """(S, H): the model's uncertainty about each forecast step, from the latent before it (the newest context
+        latent, then the forecasts) under its block; future (S, H, D) from rollout()."""
+        s, horizon, d = future.shape
+        before = np.concatenate([np.broadcast_to(np.asarray(z_context, np.float32)[-1], (s, 1, d)),
+                                 future[:, :-1]], axis=1)
+        parts = self.model.uncertainty(before.reshape(s * horizon, d), raw_blocks.reshape(s * horizon, -1))
+        return parts.astype(np.float64).sum(-1).reshape(s, horizon)
 
     def rollout(self, z_context: np.ndarray, past_blocks: np.ndarray, raw_blocks: np.ndarray) -> np.ndarray:
-        """The last predicted embedding (S, D) of each candidate.
+        """The predicted embeddings (S, H, D) after each block of each candidate.
 
         z_context (C, D): the newest real embeddings, oldest first (C <= history); past_blocks (C - 1, block_dim):
         the raw blocks taken between them; raw_blocks (S, H, block_dim): the candidates."""
@@ -145,17 +237,18 @@ class LatentPlanner:
         if ROLLOUT in self.model.capabilities and self.model.fits_rollout(c, horizon):
             z = np.repeat(np.asarray(z_context, np.float32)[None], s, axis=0)
             taken = np.repeat(np.asarray(past_blocks, np.float32).reshape(1, c - 1, self.block_dim), s, axis=0)
-            return self.model.rollout(z, np.concatenate([taken, raw_blocks], axis=1))[:, -1]
+            return self.model.rollout(z, np.concatenate([taken, raw_blocks], axis=1))
         history = self.model.history
         window = [np.broadcast_to(z, (s, z.shape[-1])) for z in np.asarray(z_context, np.float32)]
         taken = [np.broadcast_to(b, (s, self.block_dim)) for b in np.asarray(past_blocks, np.float32)]
-        z = None
+        out = []
         for h in range(raw_blocks.shape[1]):
             blocks = (taken + [raw_blocks[:, h]])[-len(window):]
             z = self.model.predict(np.stack(window, axis=1), np.stack(blocks, axis=1))
+            out.append(z)
             window = (window + [z])[-history:]
             taken = blocks[-(len(window) - 1):] if len(window) > 1 else []
-        return z
+        return np.stack(out, axis=1)
 
     def plan(self, z_context: np.ndarray, past_blocks: np.ndarray, z_goal: np.ndarray, rng: np.random.Generator,
              on_iteration: Callable[[Iteration], None] | None = None) -> Plan:
@@ -165,16 +258,25 @@ class LatentPlanner:
         past_blocks = np.asarray(past_blocks, np.float32).reshape(-1, self.block_dim)
         past_blocks = past_blocks[len(past_blocks) - (len(z_context) - 1):]  # those between the context frames
         goal = np.asarray(z_goal, np.float64)
+        weight = self.settings.uncertainty_weight
 
-        def cost(x: np.ndarray) -> np.ndarray:
-            end = self.rollout(z_context, past_blocks, self.to_raw(x))
-            return ((end.astype(np.float64) - goal) ** 2).sum(-1)
+        def cost(x: np.ndarray):
+            raw = self.to_raw(x)
+            future = self.rollout(z_context, past_blocks, raw)
+            distance = ((future[:, -1].astype(np.float64) - goal) ** 2).sum(-1)
+            if not self.serves_uncertainty:
+                return distance
+            uncertainty = self.step_uncertainty(z_context, future, raw).sum(1)
+            return distance + weight * uncertainty, uncertainty
 
-        result = cem_minimise(cost, (self.settings.horizon, self.block_dim), self.settings, rng, on_iteration)
+        result = minimise(cost, (self.settings.horizon, self.block_dim), self.settings, rng, on_iteration)
         blocks = self.to_raw(result.mean)
-        end = self.rollout(z_context, past_blocks, blocks[None])[0]
+        future = self.rollout(z_context, past_blocks, blocks[None])
+        end = future[0, -1]
+        steps = self.step_uncertainty(z_context, future, blocks[None])[0] if self.serves_uncertainty else None
         return Plan(blocks=blocks, end_latent=end, cost=float(((end.astype(np.float64) - goal) ** 2).sum()),
-                    elite_cost=result.elite_cost, best_cost=result.best_cost, seconds=time.perf_counter() - t0)
+                    elite_cost=result.elite_cost, best_cost=result.best_cost, seconds=time.perf_counter() - t0,
+                    step_uncertainty=steps)
 
 
 class RecedingHorizon:
@@ -230,6 +332,15 @@ class RecedingHorizon:
         self.taken.append(action)
         self.step += 1
         return action
+
+
+def action_bounds(config) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) raw action per dimension: config.json's "action_bounds" (the range of the data's actions), else
+    the action space [-1, 1]."""
+    bounds = config.extra.get("action_bounds") if hasattr(config, "extra") else None
+    if not bounds:
+        return np.full(config.action_dim, -1.0), np.full(config.action_dim, 1.0)
+    return (np.clip(np.asarray(bounds["low"], np.float64), -1, 1), np.clip(np.asarray(bounds["high"], np.float64), -1, 1))
 
 
 def agent_paths(agent_xy: np.ndarray, raw_actions: np.ndarray, action_scale: float, world_size: float) -> np.ndarray:

@@ -8,9 +8,11 @@ state at t, the goal the state at t + goal_offset (25), rendered as the goal fra
 budget (50 env steps) from the start state; a trial succeeds if at any step the agent and the block are within 20
 units of the goal state's positions and the block's angle within pi/9 (scenes.pusht.pose_success).
 
-Methods: "model" (CEM in latent space, lewm.planner), "random" (uniform actions in [-1, 1]^2), "do-nothing" (zero
-actions: the agent's target is where it stands), "expert" (the expert's own recorded actions from t on, zeros past
-the episode's end: the protocol's upper bound).
+Methods: one or more planners in latent space (lewm.planner: a solver, CEM, iCEM or MPPI, and an uncertainty
+weight; named by PlannerSettings.label, e.g. "cem", "icem+u0.5"), then "random" (uniform actions in [-1, 1]^2),
+"do-nothing" (zero actions: the agent's target is where it stands), "expert" (the expert's own recorded actions from t
+on, zeros past the episode's end: the protocol's upper bound). Every planner plays every trial from the same start,
+with the same random generator.
 """
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lewm.planner import CEMSettings, LatentPlanner, Plan, RecedingHorizon
+from lewm.planner import PlannerSettings, LatentPlanner, Plan, RecedingHorizon
 from scenes.pusht import PushT, angle_difference, pose_success
 
-METHODS = ("model", "random", "do-nothing", "expert")
+BASELINES = ("random", "do-nothing", "expert")
 GOAL_OFFSET = 25
 BUDGET = 50
 EXPERT_STEPS = 300  # longest expert episode played for trials
@@ -32,12 +34,17 @@ DONE_COVERAGE = 0.95  # the expert has finished once the block covers this much 
 DEFINITIONS = {
     "success": "share of trials in which the method brought agent and block within 20 units of the goal state's "
                "positions and the block angle within pi/9 at some env step within the budget; interval_95: Wilson",
-    "plan_time_s": "wall time of each CEM plan (all iterations and the chosen plan's rollout), over every plan made",
+    "plan_time_s": "per planner, wall time of each plan (all iterations and the chosen plan's rollout), over every "
+                   "plan made",
     "end_cost": "for each plan executed whole (receding horizon = horizon) that did not end in success first: "
                 "predicted, the squared L2 distance between its forecast end embedding and the goal frame's "
                 "embedding (the cost CEM minimised); realised, the same distance for the embedding of the frame "
                 "actually reached when it had been executed. Medians over those plans, and the median of their ratio",
-    "elite_cost_by_iteration": "per CEM iteration, the mean cost of the elites, median and quartiles over plans",
+    "elite_cost_by_iteration": "per solver iteration, the mean cost of the elites (with the uncertainty penalty, "
+                               "where weighted), median and quartiles over plans",
+    "uncertainty": "per planner, the model's uncertainty about its chosen plans' forecasts (the sum over the plan's "
+                   "steps of the ensemble's disagreement plus expected error, squared latent distance): median over "
+                   "plans, where the model serves uncertainty",
 }
 
 
@@ -110,7 +117,7 @@ def play(trial: Trial, image_size: int, act, budget: int = BUDGET) -> Outcome:
     return Outcome(False, None, info["state"])
 
 
-def plan_trial(model, trial: Trial, settings: CEMSettings, rng: np.random.Generator, budget: int = BUDGET
+def plan_trial(model, trial: Trial, settings: PlannerSettings, rng: np.random.Generator, budget: int = BUDGET
                ) -> Outcome:
     """The model's run: receding-horizon CEM toward the embedding of the goal frame. Where each plan is executed
     whole (receding horizon = horizon), the frame reached at its end scores its realised cost."""
@@ -154,25 +161,64 @@ def baseline_trial(method: str, trial: Trial, image_size: int, rng: np.random.Ge
     raise ValueError(f"unknown baseline {method!r}")
 
 
-def evaluate(model, trials: list[Trial], settings: CEMSettings, seed: int, budget: int = BUDGET
+def evaluate(model, trials: list[Trial], planners: list[PlannerSettings], seed: int, budget: int = BUDGET
              ) -> dict[str, list[Outcome]]:
-    """Every method on every trial. Trial i's planner and random baseline draw from generators seeded (seed, i)."""
+    """Every planner and baseline on every trial. Trial i's planners and random baseline draw from generators seeded
+    (seed, i)."""
     from tqdm import tqdm
 
-    outcomes: dict[str, list[Outcome]] = {m: [] for m in METHODS}
+    labels = [p.label for p in planners]
+    if len(set(labels)) != len(labels):
+        from lewm_errors import UserError
+        raise UserError(f"the planners must differ; got {', '.join(labels)}")
+    outcomes: dict[str, list[Outcome]] = {m: [] for m in labels + list(BASELINES)}
     bar = tqdm(trials, desc="planning trials")
     for trial in bar:
-        outcomes["model"].append(plan_trial(model, trial, settings, np.random.default_rng([seed, trial.index, 0]),
-                                            budget))
-        for method in METHODS[1:]:
+        for settings in planners:
+            outcomes[settings.label].append(plan_trial(model, trial, settings,
+                                                       np.random.default_rng([seed, trial.index, 0]), budget))
+        for method in BASELINES:
             outcomes[method].append(baseline_trial(method, trial, model.image_size,
                                                    np.random.default_rng([seed, trial.index, 1]), budget))
-        bar.set_postfix(model=f"{np.mean([o.success for o in outcomes['model']]):.0%}")
+        bar.set_postfix({label: f"{np.mean([o.success for o in outcomes[label]]):.0%}" for label in labels})
     return outcomes
 
 
-def summarise(trials: list[Trial], outcomes: dict[str, list[Outcome]]) -> dict:
-    """The numbers of plan.json: success rates with 95% Wilson intervals, plan times, per-trial outcomes."""
+def planner_figures(runs: list[Outcome]) -> dict:
+    """One planner's plan times, forecast against realised end costs, elite costs by iteration and uncertainty."""
+    plans = [p for o in runs for p in o.plans]
+    seconds = np.array([p.seconds for p in plans])
+    costs = np.stack([p.elite_cost for p in plans]) if plans else np.zeros((0, 0))
+    scored = [p for p in plans if p.realised_cost is not None]
+    predicted, reached = np.array([p.cost for p in scored]), np.array([p.realised_cost for p in scored])
+    ratio = reached / np.maximum(predicted, 1e-12)
+    unsure = np.array([p.step_uncertainty.sum() for p in plans if p.step_uncertainty is not None])
+    return {
+        "plan_time_s": {"p50": float(np.percentile(seconds, 50)) if len(seconds) else None,
+                        "p95": float(np.percentile(seconds, 95)) if len(seconds) else None,
+                        "mean": float(seconds.mean()) if len(seconds) else None, "plans": len(plans)},
+        "end_cost": {"plans": len(scored),
+                     "predicted_median": float(np.median(predicted)) if len(scored) else None,
+                     "realised_median": float(np.median(reached)) if len(scored) else None,
+                     "realised_over_predicted_median": float(np.median(ratio)) if len(scored) else None,
+                     "realised_over_predicted_interval_95": median_interval(ratio) if len(scored) else None},
+        "elite_cost_by_iteration": {"median": np.median(costs, axis=0) if len(costs) else [],
+                                    "q25": np.percentile(costs, 25, axis=0) if len(costs) else [],
+                                    "q75": np.percentile(costs, 75, axis=0) if len(costs) else []},
+        "uncertainty": {"median": float(np.median(unsure)) if len(unsure) else None, "plans": len(unsure)},
+    }
+
+
+def median_interval(values: np.ndarray, draws: int = 2000, seed: int = 0) -> list[float]:
+    """A 95% bootstrap interval of the median of values."""
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(values, (draws, len(values))), axis=1)
+    return [float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))]
+
+
+def summarise(trials: list[Trial], outcomes: dict[str, list[Outcome]], planners: list[PlannerSettings]) -> dict:
+    """The numbers of plan.json: success rates with 95% Wilson intervals, each planner's settings and figures
+    (planner_figures), per-trial outcomes."""
 
     rates = {}
     for method, runs in outcomes.items():
@@ -180,8 +226,7 @@ def summarise(trials: list[Trial], outcomes: dict[str, list[Outcome]]) -> dict:
         lo, hi = wilson_interval(k, n)
         rates[method] = {"success_rate": k / n if n else float("nan"), "successes": k, "trials": n,
                          "interval_95": [lo, hi]}
-    plans = [p for o in outcomes["model"] for p in o.plans]
-    seconds = np.array([p.seconds for p in plans])
+    labels = [p.label for p in planners]
     per_trial = []
     for i, trial in enumerate(trials):
         row = {"trial": trial.index, "episode_seed": trial.episode_seed, "start_step": trial.start_step,
@@ -191,27 +236,15 @@ def summarise(trials: list[Trial], outcomes: dict[str, list[Outcome]]) -> dict:
             row[method] = {"success": o.success, "steps": o.steps, "final": o.final,
                            "block_xy_error": float(np.linalg.norm(o.final[2:4] - trial.goal[2:4])),
                            "angle_error": angle_difference(o.final[4], trial.goal[4])}
-        row["model"]["plans"] = len(outcomes["model"][i].plans)
-        row["model"]["plan_costs"] = [{"predicted": p.cost, "realised": p.realised_cost}
-                                      for p in outcomes["model"][i].plans]
+        for label in labels:
+            plans = outcomes[label][i].plans
+            row[label]["plans"] = len(plans)
+            row[label]["plan_costs"] = [{"predicted": p.cost, "realised": p.realised_cost} for p in plans]
         per_trial.append(row)
-    costs = np.stack([p.elite_cost for p in plans]) if plans else np.zeros((0, 0))
-    scored = [p for p in plans if p.realised_cost is not None]
-    predicted, reached = np.array([p.cost for p in scored]), np.array([p.realised_cost for p in scored])
     return {
         "definitions": DEFINITIONS,
         "success": rates,
-        "plan_time_s": {"p50": float(np.percentile(seconds, 50)) if len(seconds) else None,
-                        "p95": float(np.percentile(seconds, 95)) if len(seconds) else None,
-                        "mean": float(seconds.mean()) if len(seconds) else None, "plans": len(plans)},
-        "end_cost": {"plans": len(scored),
-                     "predicted_median": float(np.median(predicted)) if len(scored) else None,
-                     "realised_median": float(np.median(reached)) if len(scored) else None,
-                     "realised_over_predicted_median": float(np.median(reached / np.maximum(predicted, 1e-12)))
-                     if len(scored) else None},
-        "elite_cost_by_iteration": {"median": np.median(costs, axis=0) if len(costs) else [],
-                                    "q25": np.percentile(costs, 25, axis=0) if len(costs) else [],
-                                    "q75": np.percentile(costs, 75, axis=0) if len(costs) else []},
+        "planners": {p.label: {"settings": p.to_dict(), **planner_figures(outcomes[p.label])} for p in planners},
         "trials": per_trial,
     }
 
@@ -231,12 +264,15 @@ def versions(model) -> dict:
 
 
 def plot(summary: dict, image_size: int, path, examples: int = 3) -> None:
-    """Success per method with its interval; elite cost per CEM iteration; start / goal / final frames of a few
-    trials (the model's run). Drawn from summarise()'s numbers alone (so from a plan.json too)."""
+    """Success per method with its interval; elite cost per solver iteration of each planner; start / goal / final
+    frames of a few trials (the first planner's run). Drawn from summarise()'s numbers alone (so from a plan.json
+    too)."""
     from lewm.probes.common import new_figure, save_figure
     from scenes.render import draw_state
 
     trials = summary["trials"]
+    planners = summary["planners"]
+    first = next(iter(planners))
     examples = min(examples, len(trials))
     fig = new_figure(figsize=(12, 4 + 2.2 * examples))
     grid = fig.add_gridspec(1 + examples, 6, height_ratios=[1.6] + [1] * examples, hspace=0.45, wspace=0.9)
@@ -246,29 +282,35 @@ def plot(summary: dict, image_size: int, path, examples: int = 3) -> None:
     values = [rates[m]["success_rate"] for m in names]
     err = np.array([[v - rates[m]["interval_95"][0], rates[m]["interval_95"][1] - v] for m, v in zip(names, values)])
     err = np.maximum(err, 0.0)  # an interval's end can sit a rounding error inside its rate
-    ax.bar(names, values, yerr=err.T, capsize=4, color=["tab:blue", "tab:gray", "tab:gray", "tab:green"][:len(names)])
+    colours = ["tab:blue" if m in planners else "tab:green" if m == "expert" else "tab:gray" for m in names]
+    ax.bar(names, values, yerr=err.T, capsize=4, color=colours)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("success rate (95% Wilson interval)")
     ax.set_title(f"PushT goal reaching, {len(trials)} trials")
     ax = fig.add_subplot(grid[0, 3:])
-    cost = summary["elite_cost_by_iteration"]
-    if len(cost["median"]):
-        it = np.arange(1, len(cost["median"]) + 1)
-        ax.plot(it, cost["median"], color="tab:blue", label="median over plans")
-        ax.fill_between(it, cost["q25"], cost["q75"], color="tab:blue", alpha=0.2, label="25-75%")
-        end = summary.get("end_cost") or {}
-        if end.get("realised_median") is not None:
-            ax.axhline(end["realised_median"], color="tab:red", ls="--",
-                       label="reached by the executed plan (median)")
+    times = []
+    for (label, figures), colour in zip(planners.items(), ("tab:blue", "tab:orange", "tab:purple", "tab:red",
+                                                           "tab:brown", "tab:olive")):
+        cost = figures["elite_cost_by_iteration"]
+        times.append(f"{label} {figures['plan_time_s']['p50'] or 0:.2f} s")
+        if len(cost["median"]):
+            it = np.arange(1, len(cost["median"]) + 1)
+            ax.plot(it, cost["median"], color=colour, label=f"{label}: elite cost (median)")
+            ax.fill_between(it, cost["q25"], cost["q75"], color=colour, alpha=0.15)
+            end = figures.get("end_cost") or {}
+            if end.get("realised_median") is not None:
+                ax.axhline(end["realised_median"], color=colour, ls="--", label=f"{label}: reached (median)")
+    if ax.lines:
         ax.set_yscale("log")
-        ax.legend(loc="lower left")  # the curve falls from the top left
-    ax.set_xlabel("CEM iteration")
+        ax.legend(loc="lower left", fontsize=7)  # the curves fall from the top left
+    ax.set_xlabel("solver iteration")
     ax.set_ylabel("elite cost (squared L2 to goal)")
-    ax.set_title(f"plan time p50 {summary['plan_time_s']['p50'] or 0:.2f} s")
+    ax.set_title("plan time p50: " + ", ".join(times), fontsize=9)
     for row, i in enumerate(np.linspace(0, len(trials) - 1, examples).astype(int) if examples else []):
         trial = trials[i]
         states = (("start", trial["start"]), ("goal", trial["goal"]),
-                  ("model: " + ("reached" if trial["model"]["success"] else "final"), trial["model"]["final"]))
+                  (f"{first}: " + ("reached" if trial[first]["success"] else "final"), trial[first]["final"]))
         for col, (title, state) in enumerate(states):
             ax = fig.add_subplot(grid[1 + row, 2 * col:2 * col + 2])
             ax.imshow(draw_state(np.asarray(state, np.float64), image_size))

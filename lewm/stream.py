@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lewm.model_interface import UNCERTAINTY
+
 ACTION_STREAMS = ("real", "shuffled", "zero")
 
 
@@ -79,13 +81,18 @@ class StreamRecord:
     lookahead: np.ndarray | None = None  # (F, D) forecasts of the next F model steps (active stream)
     lookahead_pca: np.ndarray | None = None  # (F, 2)
     forecast_z: np.ndarray | None = None  # (3, H, D) forecasts checked at this frame, NaN where none (keep_forecasts)
+    # (2,) the model's uncertainty (disagreement, noise: lewm.ensemble) about the one-step forecast of this frame
+    # under the real actions, the forecast that surprise[0] scores; known before the frame is seen; NaN before there
+    # is a forecast; None where the model serves no uncertainty
+    uncertainty: np.ndarray | None = None
 
 
 class LatentStream:
     """Feed it (frame_t, action_t) for t = 0, 1, 2, ... (action_t: the raw action taken after frame t).
 
     model: anything with encode(frames uint8 (N,H,W,3)) -> (N,D), predict(z (B,T,D), blocks (B,T,A)) -> (B,D),
-    and attributes history, frameskip.
+    and attributes history, frameskip; where it serves uncertainty(z (N,D), blocks (N,A)) -> (N,2) (UNCERTAINTY in its capabilities),
+    each record carries the uncertainty of its frame's forecast.
     """
 
     def __init__(self, model, horizon: int = 10, shuffle_bank: np.ndarray | None = None, seed: int = 0,
@@ -101,6 +108,7 @@ class LatentStream:
         self.active_stream = active_stream
         self.shuffle_bank = None if shuffle_bank is None else np.asarray(shuffle_bank, np.float32)
         self.seed = seed
+        self.serves_uncertainty = UNCERTAINTY in getattr(model, "capabilities", ())
         self.reset()
 
     def reset(self) -> None:
@@ -165,12 +173,20 @@ class LatentStream:
             if t - fs * h in self.z:
                 copy_last[h - 1] = cosine_distance(self.z[t - fs * h], z)
         record = StreamRecord(t=t, z=z, surprise=forecast_error[:, 0].copy(), forecast_error=forecast_error,
-                              copy_last_error=copy_last, probe_surprise=probe, forecast_z=forecast_z)
+                              copy_last_error=copy_last, probe_surprise=probe, forecast_z=forecast_z,
+                              uncertainty=self._uncertainty(t) if self.serves_uncertainty else None)
         if self.pca is not None:
             record.pca = self.pca.transform(z)
         if self.lookahead:
             self._update_lookahead(record)
         return record
+
+    def _uncertainty(self, t: int) -> np.ndarray:
+        """(2,) the uncertainty of the step from frame t - frameskip under the real block taken since, or NaN."""
+        block = self._real_block(t - self.frameskip) if t >= self.frameskip else None
+        if block is None or t - self.frameskip not in self.z:
+            return np.full(2, np.nan)
+        return self.model.uncertainty(self.z[t - self.frameskip][None], block[None])[0].astype(np.float64)
 
     def _advance_flights(self, t: int) -> list[tuple[Forecast, np.ndarray]]:
         """Advance every forecast whose next frame is t, in one predictor call per window length."""

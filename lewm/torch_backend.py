@@ -1,7 +1,8 @@
 """The torch implementation of the model interface (lewm.model_interface.WorldModel) on numpy arrays.
 
 It calls LeWM.encode_frames / LeWM.predict_next (and LeWM.rollout), the same methods the ONNX export wraps,
-so both backends run one computation; where the model folder has a pixel decoder, decode runs it in torch.
+so both backends run one computation; where the model folder has a pixel decoder, decode runs it in torch. Where the model folder has an uncertainty
+ensemble (lewm/ensemble.py), it also serves uncertainty(z, action_blocks) (UNCERTAINTY), as the engine does.
 """
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ import torch
 
 from lewm.checkpoint import load_model_folder
 from lewm.model import LeWM
-from lewm.model_interface import DECODE, ROLLOUT
+from lewm.model_interface import DECODE, ROLLOUT, UNCERTAINTY
 
 
 class TorchBackend:
     precision = "fp32"
 
-    def __init__(self, model: LeWM, folder: Path | None = None, decoder=None):
-        """decoder: a lewm.decoder.TorchDecoder for decode (None: the model has none)."""
+    def __init__(self, model: LeWM, folder: Path | None = None, decoder=None, ensemble=None):
+        """decoder: a lewm.decoder.TorchDecoder for decode; ensemble: a lewm.ensemble.TorchEnsemble for uncertainty
+        (None: the model has none)."""
         self.model = model.eval()
         self.folder = folder
         self._decoder = decoder
-        self.capabilities = frozenset({ROLLOUT, *([DECODE] if decoder is not None else [])})
+        self._ensemble = ensemble
+        self.capabilities = frozenset({ROLLOUT, *([DECODE] if decoder is not None else []),
+                                       *([UNCERTAINTY] if ensemble is not None else [])})
         self.config = model.config
         self.latent_dim = self.config.latent_dim
         self.history = self.config.history
@@ -36,8 +40,11 @@ class TorchBackend:
     def from_folder(cls, path: str | Path, device: str = "cpu") -> TorchBackend:
         from lewm.decoder import TorchDecoder, has_decoder
 
+        from lewm.ensemble import TorchEnsemble, has_ensemble, load_ensemble
+
         decoder = TorchDecoder.from_folder(path) if has_decoder(path) else None
-        return cls(load_model_folder(path, device=device), folder=Path(path), decoder=decoder)
+        ensemble = TorchEnsemble(load_ensemble(path)) if has_ensemble(path) else None
+        return cls(load_model_folder(path, device=device), folder=Path(path), decoder=decoder, ensemble=ensemble)
 
     def describe(self) -> str:
         where = f" from {self.folder}" if self.folder else ""
@@ -73,3 +80,10 @@ class TorchBackend:
         if self._decoder is None:
             raise ValueError("this model has no pixel decoder (DECODE is not in its capabilities)")
         return self._decoder.decode(z)
+
+    def uncertainty(self, z: np.ndarray, action_blocks: np.ndarray) -> np.ndarray:
+        """(N, D) latents and (N, A) raw action blocks -> (N, 2): the disagreement and noise of the ensemble's
+        forecast of the step (lewm.ensemble.UNCERTAINTY_PARTS; UNCERTAINTY)."""
+        if self._ensemble is None:
+            raise ValueError("this model has no uncertainty ensemble (UNCERTAINTY is not in its capabilities)")
+        return self._ensemble.uncertainty(z, action_blocks)

@@ -13,7 +13,7 @@ import warnings
 
 from lewm_cli.arguments import Parser
 from lewm_cli.commands import (bench, collect, export, import_official, list_scenes, monitor, plan, probe, rerun,
-                               train, train_decoder)
+                               train, train_decoder, train_ensemble)
 from lewm_errors import UserError
 from lewm_cli.help_format import HelpFormatter
 
@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "collect": collect,
     "train": train,
     "train-decoder": train_decoder,
+    "train-ensemble": train_ensemble,
     "import-official": import_official,
     "probe": probe,
     "export": export,

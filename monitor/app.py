@@ -70,7 +70,7 @@ class Options:
     session: bool = True  # write a session folder
     video: bool = True  # headless: record the video
     meta: dict = field(default_factory=dict)
-    plan: object = None  # plan mode's lewm.planner.CEMSettings (default: the official ones)
+    plan: object = None  # plan mode's lewm.planner.PlannerSettings (default: the official ones)
 
 
 def has_display() -> bool:
@@ -352,6 +352,8 @@ class MonitorApp:
             row.update(stream_step=r.stream_step, surprise=rec.surprise, forecast_error=rec.forecast_error,
                        copy_last_error=rec.copy_last_error, pca=rec.pca, active_stream=r.item.active_stream,
                        latency_ms=round(r.latency * 1000, 3))
+            if rec.uncertainty is not None:
+                row["uncertainty"] = rec.uncertainty
         return row
 
     # ---------------------------------------------------------------- drawing

@@ -1,6 +1,7 @@
 """What the panels show, accumulated from the worker's results (no drawing here, no model here).
 
-One LiveData per run: the last ~30 s of surprise per action stream with artifact flags and spikes, running
+One LiveData per run: the last ~30 s of surprise per action stream with artifact flags and spikes (and, where the
+model serves it, of its uncertainty about each frame's forecast), running
 means of the forecast errors per horizon (the horizon and action probes, live), the PCA path, the look-ahead
 retrieval, and inference latencies. Where the model has a pixel decoder: the decoded look-ahead frames, the
 decoded prediction next to the seen frame at the last surprise spike, and in plan mode the decoded end of the
@@ -33,6 +34,7 @@ class LiveData:
         self.spike_request: np.ndarray | None = None  # the spiking frame's one-step prediction, to be decoded
         self._spike_pending: tuple | None = None  # (env step, seen frame) of the requested decode
         self.surprise: deque[np.ndarray] = deque(maxlen=CHART_STEPS)  # (3,) per env step
+        self.uncertainty: deque[float] = deque(maxlen=CHART_STEPS)  # the forecast's total uncertainty; NaN: none
         self.artifact: deque[bool] = deque(maxlen=CHART_STEPS)
         self.spike: deque[bool] = deque(maxlen=CHART_STEPS)
         self.steps: deque[int] = deque(maxlen=CHART_STEPS)
@@ -61,6 +63,7 @@ class LiveData:
         rec = result.record
         if rec is None:  # a dropped frame: a hole in the chart
             self._push_chart(np.full(3, np.nan), bool(result.item.info.get("artifacts")), result.item.env_step)
+            self.uncertainty.append(float("nan"))
             self.path.clear()
             return
         if result.item.episode_start:
@@ -68,6 +71,7 @@ class LiveData:
         self.last = result
         self.latency.append(result.latency)
         self._push_chart(rec.surprise, bool(result.item.info.get("artifacts")), result.item.env_step)
+        self.uncertainty.append(float("nan") if rec.uncertainty is None else float(np.sum(rec.uncertainty)))
         self._pictures(result)
         self._push_horizon(rec.forecast_error, rec.copy_last_error)
         if rec.pca is not None:

@@ -1,10 +1,12 @@
-"""The plan mode: the model drives the agent by receding-horizon CEM toward a goal frame (lewm.planner, the same code
-as `lewm plan`), planning in a thread of its own so the window never waits on it.
+"""The plan mode: the model drives the agent by receding-horizon planning (CEM, iCEM or MPPI, with the uncertainty
+penalty where set) toward a goal frame (lewm.planner, the same code as `lewm plan`), planning in a thread of its own
+so the window never waits on it.
 
 Each env step the app asks decide(view) for the action. At a plan boundary (every receding_horizon model steps) a
 plan is started from the current frame; until it is ready decide() answers None and the simulator waits there (in
 lockstep runs the call waits for the plan instead). While CEM runs, `live` holds the newest iteration (the
-candidates as the agent-target paths they imply, which are elites, the cost curve so far) for the panels; when it
+candidates as the agent-target paths they imply, which are elites, how uncertain the model is about each, the cost
+curve so far) for the panels; when it
 is done `last` holds the chosen plan (its blocks, its predicted end embedding, its cost curve, its time) until the
 next one, and the step that begins executing it carries the plan's record into the session log (replayed from
 there).
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lewm.planner import CEMSettings, Iteration, LatentPlanner, Plan, RecedingHorizon, agent_paths
+from lewm.planner import PlannerSettings, Iteration, LatentPlanner, Plan, RecedingHorizon, agent_paths
 from scenes.pusht import ACTION_SCALE, GOAL_POSE, WORLD_SIZE
 from scenes.render import draw_state
 
@@ -35,6 +37,7 @@ class PlanView:
     start_xy: np.ndarray  # (2,) world units: the agent where the plan starts
     paths: np.ndarray | None = None  # (S, N + 1, 2) the candidates' agent-target paths (world units)
     elites: np.ndarray | None = None  # (K,) indices into paths
+    uncertainty: np.ndarray | None = None  # (S,) each candidate's summed forecast uncertainty, where served
     chosen: np.ndarray | None = None  # (N + 1, 2) the chosen plan's path
     costs: list = field(default_factory=list)  # elite cost per iteration so far
     iteration: int = 0
@@ -66,7 +69,7 @@ class _Cancelled(Exception):
 
 
 class PlanDriver:
-    def __init__(self, engine, settings: CEMSettings | None = None, pca=None, seed: int = 0, lockstep: bool = False):
+    def __init__(self, engine, settings: PlannerSettings | None = None, pca=None, seed: int = 0, lockstep: bool = False):
         self.engine = engine
         self.planner = LatentPlanner(engine, settings)
         self.mpc = RecedingHorizon(self.planner)
@@ -142,6 +145,7 @@ class PlanDriver:
             raw = self.planner.to_raw(it.samples).reshape(len(it.samples), -1, self.planner.action_dim)
             view.paths = agent_paths(start_xy, raw, ACTION_SCALE, WORLD_SIZE)
             view.elites = it.elites
+            view.uncertainty = it.uncertainty
             view.costs = view.costs + [float(it.costs[it.elites].mean())]
             view.iteration = it.index + 1
 

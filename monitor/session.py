@@ -2,9 +2,10 @@
 
 SESSIONS/<time>-<scene>-s<seed>/
   session.json  what ran: model folder and config, scene, seed, mode, provider, options (written at start)
-  log.jsonl     one JSON object per env step (state, action, artifacts drawn, surprise per stream, forecast
-                errors per horizon, copy-last baseline, provider, timings), written and flushed as each step's
-                numbers arrive, so a kill loses at most the step in flight
+  log.jsonl     one JSON object per env step (state, action, artifacts drawn, surprise per stream, the model's
+                uncertainty about the frame's forecast where it serves one, forecast errors per horizon,
+                copy-last baseline, provider, timings), written and flushed as each step's numbers arrive, so
+                a kill loses at most the step in flight
   *.mp4         recordings (finalised on close, Ctrl-C and window close)
 
 read_log() tolerates a truncated last line (what a kill mid-write leaves). A write that fails (a full disk, a

@@ -93,6 +93,7 @@ class StreamRun:
     probe_surprise: np.ndarray | None  # (T, 3) against the probe frames, when given
     frameskip: int
     history: int
+    uncertainty: np.ndarray | None = None  # (T, 2) of each frame's forecast (lewm.stream), where the model serves it
 
     @property
     def horizon(self) -> int:
@@ -137,7 +138,8 @@ def run_stream(model, episodes: list, horizon: int = 1, frames: str = "frames", 
             forecast_error=np.stack([r.forecast_error for r in records]),
             copy_last_error=np.stack([r.copy_last_error for r in records]),
             probe_surprise=None if probes is None else np.stack([r.probe_surprise for r in records]),
-            frameskip=model.frameskip, history=model.history))
+            frameskip=model.frameskip, history=model.history,
+            uncertainty=None if records[0].uncertainty is None else np.stack([r.uncertainty for r in records])))
     return runs
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lewm.probes import actions, decoder, horizon, latent, physics, pose, surprise, voe
+from lewm.probes import actions, decoder, horizon, latent, physics, pose, surprise, uncertainty, voe
 from lewm.probes.common import HELD_OUT_SEED, dataset_episodes, run_stream, scene_episodes, write_json
+from lewm.model_interface import UNCERTAINTY
 
 PROBES = ("latent", "horizon", "surprise", "actions", "physics", "pose", "voe")
 PHYSICS_TRAIN_OFFSET = 100_000  # the physics probe's training episodes: seeds seed + 100000 + i
@@ -106,6 +107,9 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
                              out=out)
     if name == "voe":
         return voe.run_voe(model, source.expert(), seed=settings.seed, out=out)
+    if name == "uncertainty":
+        return uncertainty.run_uncertainty(model, source.expert(), source.artifact(), seed=settings.seed, runs=runs,
+                                           out=out)
     if name == "decoder":
         if pixel_decoder is None:
             raise ValueError("the decoder probe needs the model's pixel decoder")
@@ -117,13 +121,14 @@ def run_probe(name: str, model, settings: ProbeSettings, out: str | Path, source
 
 HEADLINES = {"latent": latent.headline, "horizon": horizon.headline, "surprise": surprise.headline,
              "actions": actions.headline, "physics": physics.headline, "pose": pose.headline, "voe": voe.headline,
-             "decoder": decoder.headline}
+             "decoder": decoder.headline, "uncertainty": uncertainty.headline}
 
 
 def run_all(model, settings: ProbeSettings, out: str | Path, model_name: str = "", backend: str = "",
             pixel_decoder=None) -> dict:
-    """Every probe (the decoder probe where there is a `pixel_decoder`), the expert episodes' stream run once for
-    latent, horizon and actions; writes summary.json."""
+    """Every probe (the decoder probe where there is a `pixel_decoder`, the uncertainty probe where the model serves
+    uncertainty), the expert episodes' stream run once for latent, horizon, actions and uncertainty; writes
+    summary.json."""
     source = EpisodeSource(settings, model.image_size, model.frameskip)
     shared = run_stream(model, source.expert(), horizon=settings.horizon, desc="stream (latent, horizon, actions)")
     summary = {"model": model_name, "backend": backend, "image_size": model.image_size,
@@ -132,6 +137,9 @@ def run_all(model, settings: ProbeSettings, out: str | Path, model_name: str = "
         result = run_probe(name, model, settings, out, source=source,
                            runs=shared if name in ("latent", "horizon", "actions") else None)
         summary[name] = HEADLINES[name](result)
+    if UNCERTAINTY in model.capabilities:
+        summary["uncertainty"] = uncertainty.headline(run_probe("uncertainty", model, settings, out, source=source,
+                                                                runs=shared))
     if pixel_decoder is not None:
         summary["decoder"] = decoder.headline(run_probe("decoder", model, settings, out, source=source,
                                                         pixel_decoder=pixel_decoder))

@@ -10,7 +10,9 @@ training data uses seeds below 1,000,000), or the first episodes of --dataset. T
 expert episodes and fitted on --fit-episodes other expert episodes (seeds SEED + 100000, ...). The voe probe
 replays the expert episodes with one event each, drawn with SEED. The pose probe scores --frames still frames drawn
 from seeds SEED, SEED + 1, ... (the last quarter with the agent touching the block) and fits on --fit-frames others
-(seeds SEED + 100000, ...), with or without --dataset. A second --seed range (e.g. 2000000) repeats every probe on
+(seeds SEED + 100000, ...), with or without --dataset. The uncertainty probe (where the model folder has an
+ensemble, `lewm train-ensemble`) ranks its uncertainty against the next one-step error, off-distribution states
+against typical ones, and novelty against ordinary surprise. A second --seed range (e.g. 2000000) repeats every probe on
 other held-out episodes and frames.
 
 To score a training checkpoint's pose: lewm probe pose --model runs/NAME/checkpoint --out runs/NAME/pose"""
@@ -22,10 +24,10 @@ from lewm.bundled import BUNDLED_MODEL
 from lewm_cli.arguments import COUNT, DATASET, MODEL, SEED, THREADS, Integer
 
 HELP = ("probe a model: latent structure, horizon, surprise, actions, physics, pose, violation of expectation, pixel "
-        "decoder")
+        "decoder, uncertainty")
 MIN_FRAMES = 8  # the pose probe scores touching frames apart: a quarter of 8 is 2, the fewest R^2 takes
 MIN_FIT_FRAMES = 40
-CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "pose", "voe", "decoder", "all")
+CHOICES = ("latent", "horizon", "surprise", "actions", "physics", "pose", "voe", "decoder", "uncertainty", "all")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from lewm.probes.decoder import decoder_for
     from lewm.probes.pose import FIT_SEED_OFFSET
     from lewm.probes.suite import HEADLINES, PROBES, ProbeSettings, run_all, run_probe
+    from lewm.model_interface import UNCERTAINTY
     from lewm_errors import UserError
     from lewm_cli.output_path import check_output_file
 
@@ -79,8 +82,12 @@ def run(args: argparse.Namespace) -> int:
         what = "decoder.onnx (run `lewm export`)" if args.backend == "onnx" else "pixel decoder"
         raise UserError(f"{args.model} has no {what}; train one with `lewm train-decoder --model {args.model} "
                         "--data DATA.h5`")
-    probes = ([*PROBES, *(["decoder"] if pixel_decoder is not None else [])] if args.probe == "all"
-              else [args.probe])
+    if args.probe == "uncertainty" and UNCERTAINTY not in model.capabilities:
+        raise UserError(f"{args.model} has no uncertainty ensemble; train one with `lewm train-ensemble --model "
+                        f"{args.model} --data DATA.h5`")
+    extras = [name for name, present in (("uncertainty", UNCERTAINTY in model.capabilities),
+                                         ("decoder", pixel_decoder is not None)) if present]
+    probes = [*PROBES, *extras] if args.probe == "all" else [args.probe]
     written = (["summary.json"] if args.probe == "all" else []) + [f"{name}.{ext}" for name in probes
                                                                    for ext in ("json", "png")]
     out = Path(args.out)

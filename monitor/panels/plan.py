@@ -1,6 +1,7 @@
 """The plan mode's drawing: over the scene, the candidate action sequences as the agent-target paths they imply (all
-faint, the elites brighter, the chosen plan bold), clipped to the scene; beside the scene, in a panel of its own
-(where the horizon panel is otherwise), the goal with, where the model has a pixel decoder, the decoded end of the
+faint, shaded from blue to purple by the model's uncertainty about their forecasts where it serves one, the elites
+brighter, the chosen plan bold), clipped to the scene; beside the scene, in a panel of its own (where the horizon
+panel is otherwise), the goal with, where the model has a pixel decoder, the decoded end of the
 chosen plan (what the plan expects to reach), the cost per CEM iteration and the plan's status, so nothing covers
 the scene; in the PCA panel, the goal's embedding and the predicted end of the chosen plan."""
 from __future__ import annotations
@@ -9,10 +10,13 @@ import numpy as np
 import pygame
 
 from monitor.panels import style
+from monitor.panels.surprise import log_fraction
 from monitor.plan_mode import PlanView
 from scenes.pusht import WORLD_SIZE
 
 SAMPLE = (120, 130, 160, 50)
+SURE, UNSURE = np.array([70, 150, 230, 70]), np.array([150, 30, 190, 150])  # candidates by uncertainty
+PATH_UNCERTAINTY_RANGE = (0.5, 500.0)  # summed over a plan's steps; log scale
 ELITE = (255, 140, 0, 190)
 CHOSEN = (200, 0, 120)
 GOAL = (20, 150, 60)
@@ -65,8 +69,12 @@ class PlanOverlay:
         lines = self._lines
         lines.fill((0, 0, 0, 0))
         if view.paths is not None:
-            for path in view.paths:
-                pygame.draw.lines(lines, SAMPLE, False, self._px(path), 1)
+            colours = [SAMPLE] * len(view.paths)
+            if view.uncertainty is not None:
+                share = log_fraction(view.uncertainty, PATH_UNCERTAINTY_RANGE)[:, None]
+                colours = [tuple(int(c) for c in row) for row in SURE + share * (UNSURE - SURE)]
+            for path, colour in zip(view.paths, colours):
+                pygame.draw.lines(lines, colour, False, self._px(path), 1)
             for i in view.elites if view.elites is not None else ():
                 pygame.draw.lines(lines, ELITE, False, self._px(view.paths[i]), 1)
         surface.blit(lines, self.image)

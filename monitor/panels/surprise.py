@@ -1,10 +1,13 @@
 """Live surprise: the last ~30 s, one line per action stream (the active one bold), a shaded band while an
-artifact is in the frame, and the spikes of the active stream marked.
+artifact is in the frame, and the spikes of the active stream marked; where the model serves it, beside them its
+uncertainty about each frame's forecast (purple, dashed, on its own axis at the right): surprise says the world did
+what the model did not expect, uncertainty says where the model did not know what to expect.
 
 The axes never rescale with the data: surprise, 1 - cos, lies in [0, 2], and the chart shows it on a fixed log
 scale from 0.001 to 2, so a model's quiet baseline (~0.003-0.08) and an artifact's spike (0.3-1) are both readable
 and a spike never squashes the rest of the chart. The time axis spans the data (at least 10 s, at most 30 s) so a
-short run fills the chart instead of its right end.
+short run fills the chart instead of its right end. Uncertainty (squared latent distance: the ensemble's
+disagreement plus its expected error, lewm/ensemble.py) has its own fixed log axis, UNCERTAINTY_RANGE.
 """
 from __future__ import annotations
 
@@ -20,14 +23,22 @@ SURPRISE_TICKS = (0.001, 0.01, 0.1, 1.0)
 MIN_SPAN = 100  # env steps: the time axis spans at least 10 s
 STEPS_PER_SECOND = 10  # PushT's control rate: env steps per second of simulated time
 TICK_SECONDS = 5
+UNCERTAINTY_RANGE = (0.1, 100.0)  # the right y axis, log scale
+UNCERTAINTY_TICKS = (0.1, 1.0, 10.0, 100.0)
+UNCERTAINTY_COLOR = (148, 60, 190)
+
+
+def log_fraction(values, value_range: tuple[float, float]) -> np.ndarray:
+    """Height (0 = bottom, 1 = top) of values on a fixed log axis over value_range; NaN stays NaN."""
+    lo, hi = np.log10(value_range)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.maximum(np.asarray(values, np.float64), value_range[0]))
+    return np.clip((logs - lo) / (hi - lo), 0.0, 1.0)
 
 
 def surprise_fraction(values) -> np.ndarray:
     """Height (0 = bottom, 1 = top of the chart) of surprise values on the fixed log axis; NaN stays NaN."""
-    lo, hi = np.log10(SURPRISE_RANGE)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log10(np.maximum(np.asarray(values, np.float64), SURPRISE_RANGE[0]))
-    return np.clip((logs - lo) / (hi - lo), 0.0, 1.0)
+    return log_fraction(values, SURPRISE_RANGE)
 
 
 def time_span(n: int) -> int:
@@ -47,7 +58,9 @@ class SurprisePanel:
 
     def draw(self, surface: pygame.Surface, data: LiveData, active: str) -> None:
         inner = style.frame_panel(surface, self.rect, "surprise  1 - cos(predicted, seen), per action stream")
-        plot = pygame.Rect(inner.x + 52, inner.y + 4, inner.w - 58, inner.h - 22)
+        unsure = np.array(data.uncertainty, np.float64)
+        right = 44 if np.isfinite(unsure).any() else 6  # room for the uncertainty axis where there is one
+        plot = pygame.Rect(inner.x + 52, inner.y + 4, inner.w - 52 - right, inner.h - 22)
         values = np.array(data.surprise, np.float64).reshape(-1, len(ACTION_STREAMS))
         n = len(values)
         span = time_span(n)
@@ -76,6 +89,8 @@ class SurprisePanel:
             for i, j in _runs(np.isfinite(values[:, k])):
                 points = np.column_stack([xs[i:j], ys[i:j, k]]).tolist()
                 self._line(surface, style.STREAM_COLORS[name], points, width)
+        if right > 6:
+            self._draw_uncertainty(surface, plot, xs, unsure)
         k = ACTION_STREAMS.index(active)
         spikes = np.array(data.spike, bool) & np.isfinite(values[:, k])
         for i in np.flatnonzero(spikes):
@@ -86,8 +101,28 @@ class SurprisePanel:
             r = style.text(surface, name, (x, inner.y - 18), 17, style.STREAM_COLORS[name], "topright")
             x = r.x - 10
         if n and np.isfinite(values[-1, k]):
-            style.text(surface, f"{active} now: {values[-1, k]:.3f}", (x - 12, inner.y - 18), 17, style.TEXT,
+            r = style.text(surface, f"{active} now: {values[-1, k]:.3f}", (x - 12, inner.y - 18), 17, style.TEXT,
+                           "topright")
+            x = r.x
+        if len(unsure) and np.isfinite(unsure[-1]):
+            style.text(surface, f"uncertainty now: {unsure[-1]:.2f}", (x - 12, inner.y - 18), 17, UNCERTAINTY_COLOR,
                        "topright")
+
+    def _draw_uncertainty(self, surface: pygame.Surface, plot: pygame.Rect, xs: np.ndarray, unsure: np.ndarray
+                          ) -> None:
+        """The uncertainty curve (dashed: every other segment) and its axis at the plot's right edge."""
+        for v in UNCERTAINTY_TICKS:
+            y = plot.bottom - plot.h * float(log_fraction(v, UNCERTAINTY_RANGE))
+            pygame.draw.line(surface, UNCERTAINTY_COLOR, (plot.right, y), (plot.right + 4, y))
+            style.text(surface, f"{v:g}", (plot.right + 6, y), 15, UNCERTAINTY_COLOR, "midleft")
+        pygame.draw.line(surface, UNCERTAINTY_COLOR, (plot.right, plot.y), (plot.right, plot.bottom))
+        ys = plot.bottom - plot.h * log_fraction(unsure, UNCERTAINTY_RANGE)
+        for i, j in _runs(np.isfinite(unsure)):
+            points = np.column_stack([xs[i:j], ys[i:j]]).tolist()
+            if len(points) == 1:
+                pygame.draw.circle(surface, UNCERTAINTY_COLOR, points[0], 2)
+            for a in range(0, len(points) - 1, 2):
+                pygame.draw.line(surface, UNCERTAINTY_COLOR, points[a], points[a + 1], 2)
 
     @staticmethod
     def _line(surface, color, points, width) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from export.backends import load_backend
 from lewm_cli import main
-from lewm.planner import CEMSettings, LatentPlanner
+from lewm.planner import PlannerSettings, LatentPlanner
 from lewm.planning_eval import make_trials
 from scenes.render import draw_state
 
@@ -25,28 +25,57 @@ def test_lewm_plan_writes_success_rates_for_the_model_and_the_baselines(tiny_fol
     assert main(["plan", "--model", str(tiny_folder), "--out", str(out), "--episodes", "2", "--samples", "16",
                  "--iterations", "2", "--elites", "4"]) == 0
     report = json.loads((out / "plan.json").read_text())
-    assert list(report["success"]) == ["model", "random", "do-nothing", "expert"]
+    assert list(report["success"]) == ["cem", "random", "do-nothing", "expert"]
     assert {"success", "plan_time_s", "end_cost", "elite_cost_by_iteration"} <= set(report["definitions"])
     assert report["success"]["expert"]["success_rate"] == 1.0  # the protocol's upper bound holds
     for rate in report["success"].values():
         assert rate["trials"] == 2 and rate["interval_95"][0] <= rate["success_rate"] <= rate["interval_95"][1]
-    assert report["settings"] == dict(CEMSettings(samples=16, iterations=2, elites=4).to_dict())
-    assert len(report["trials"]) == 2 and report["plan_time_s"]["plans"] >= 2 * 2  # two plans in 50 steps
-    assert len(report["elite_cost_by_iteration"]["median"]) == 2
+    cem = report["planners"]["cem"]
+    assert cem["settings"] == dict(PlannerSettings(samples=16, iterations=2, elites=4).to_dict())
+    assert len(report["trials"]) == 2 and cem["plan_time_s"]["plans"] >= 2 * 2  # two plans in 50 steps
+    assert len(cem["elite_cost_by_iteration"]["median"]) == 2
     assert report["versions"]["onnxruntime"] and (out / "plan.png").stat().st_size > 10_000
     assert "expert" in capsys.readouterr().out
     # each wholly executed plan is scored where it really ended: the last one at the final state of a failed trial
     model = load_backend(tiny_folder, "onnx")
     for row in report["trials"]:
-        costs = row["model"]["plan_costs"]
-        assert len(costs) == row["model"]["plans"]
-        if not row["model"]["success"]:
+        costs = row["cem"]["plan_costs"]
+        assert len(costs) == row["cem"]["plans"]
+        if not row["cem"]["success"]:
             assert all(c["realised"] is not None for c in costs)
             goal = model.encode(draw_state(np.asarray(row["goal"]), model.image_size)[None])[0]
-            final = model.encode(draw_state(np.asarray(row["model"]["final"]), model.image_size)[None])[0]
+            final = model.encode(draw_state(np.asarray(row["cem"]["final"]), model.image_size)[None])[0]
             assert np.isclose(costs[-1]["realised"], ((final.astype(np.float64) - goal) ** 2).sum(), rtol=1e-5)
-    assert report["end_cost"]["plans"] == sum(c["realised"] is not None for row in report["trials"]
-                                              for c in row["model"]["plan_costs"]) > 0
+    assert cem["end_cost"]["plans"] == sum(c["realised"] is not None for row in report["trials"]
+                                           for c in row["cem"]["plan_costs"]) > 0
+
+
+def test_several_solvers_with_the_uncertainty_penalty_share_the_trials(tmp_path):
+    from export.onnx_export import export_model_folder, make_random_model_folder
+
+    folder = make_random_model_folder("tiny", tmp_path / "tiny", seed=0, ensemble=True)
+    export_model_folder(folder)
+    out = tmp_path / "plan"
+    assert main(["plan", "--model", str(folder), "--out", str(out), "--episodes", "2", "--samples", "16",
+                 "--iterations", "2", "--elites", "4", "--solver", "cem,icem,mppi+u2", "--uncertainty-weight",
+                 "0.5"]) == 0
+    report = json.loads((out / "plan.json").read_text())
+    labels = ["cem+u0.5", "icem+u0.5", "mppi+u2"]
+    assert list(report["success"]) == labels + ["random", "do-nothing", "expert"]
+    for label, solver, weight in zip(labels, ("cem", "icem", "mppi"), (0.5, 0.5, 2.0)):
+        figures = report["planners"][label]
+        assert figures["settings"]["solver"] == solver and figures["settings"]["uncertainty_weight"] == weight
+        assert figures["plan_time_s"]["p50"] > 0 and figures["uncertainty"]["plans"] == figures["plan_time_s"]["plans"]
+        assert figures["end_cost"]["realised_over_predicted_median"] > 0
+    assert [row["trial"] for row in report["trials"]] == [0, 1]
+
+
+def test_an_uncertainty_weight_without_an_ensemble_is_one_line(tiny_folder, tmp_path, capsys):
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--uncertainty-weight", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "lewm train-ensemble" in err and err.count("\n") == 1
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--solver", "cem+uX"]) == 2
+    assert "+u must be a number" in capsys.readouterr().err
 
 
 def test_lewm_plan_rejects_a_context_longer_than_the_history(tiny_folder, tmp_path, capsys):
@@ -79,7 +108,7 @@ def test_torch_and_onnx_choose_the_same_first_action(tiny_folder):
         model = load_backend(tiny_folder, backend)
         z = model.encode(draw_state(trial.start, model.image_size)[None])
         z_goal = model.encode(draw_state(trial.goal, model.image_size)[None])[0]
-        planner = LatentPlanner(model, CEMSettings(samples=64, iterations=5, elites=8))
+        planner = LatentPlanner(model, PlannerSettings(samples=64, iterations=5, elites=8))
         plan = planner.plan(z, np.zeros((0, planner.block_dim)), z_goal, np.random.default_rng(0))
         first[backend] = plan.actions(2)[0]
     assert np.allclose(first["torch"], first["onnx"], atol=1e-4)

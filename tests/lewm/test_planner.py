@@ -3,9 +3,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from lewm.model_interface import ROLLOUT
-from lewm.planner import CEMSettings, LatentPlanner, RecedingHorizon, agent_paths, cem_minimise
+from lewm.planner import LatentPlanner, PlannerSettings, RecedingHorizon, agent_paths, coloured_noise, minimise
 from lewm.planning_eval import baseline_trial, make_trials, wilson_interval
 from scenes.pusht import pose_success
 from lewm.torch_backend import TorchBackend
@@ -19,7 +20,7 @@ def test_cem_converges_on_a_toy_cost():
     def cost(x):
         return ((x - target) ** 2).sum(axis=(1, 2))
 
-    result = cem_minimise(cost, target.shape, CEMSettings(), np.random.default_rng(0), seen.append)
+    result = minimise(cost, target.shape, PlannerSettings(), np.random.default_rng(0), seen.append)
     assert np.abs(result.mean - target).max() < 0.02
     assert len(result.elite_cost) == 30 and result.elite_cost[-1] < 1e-2 * result.elite_cost[0]
     # each iteration's first candidate is the mean the previous elites gave
@@ -31,9 +32,9 @@ def test_cem_converges_on_a_toy_cost():
 
 def test_cem_settings_reject_nonsense():
     with pytest.raises(UserError, match="elites"):
-        CEMSettings(samples=10, elites=20)
+        PlannerSettings(samples=10, elites=20)
     with pytest.raises(UserError, match="receding"):
-        CEMSettings(horizon=3, receding_horizon=4)
+        PlannerSettings(horizon=3, receding_horizon=4)
 
 
 class CountingModel:
@@ -57,7 +58,7 @@ class CountingModel:
 
 def test_planner_batches_one_predictor_call_per_horizon_step(make_model):
     model = CountingModel(TorchBackend(make_model()))
-    settings = CEMSettings(samples=40, iterations=3, elites=5, horizon=4, receding_horizon=2)
+    settings = PlannerSettings(samples=40, iterations=3, elites=5, horizon=4, receding_horizon=2)
     planner = LatentPlanner(model, settings)
     d = model.config.latent_dim
     plan = planner.plan(np.zeros((1, d), np.float32), np.zeros((0, 10), np.float32), np.ones(d),
@@ -92,7 +93,7 @@ def test_a_fused_rollout_makes_the_plan_the_steps_make(make_model, context):
     """Where the model has a rollout call for the context and horizon, each iteration is one call, and the plan is
     the one that predictor calls step by step give."""
     backend = TorchBackend(make_model())
-    settings = CEMSettings(samples=40, iterations=3, elites=5, horizon=4, receding_horizon=2, context=context)
+    settings = PlannerSettings(samples=40, iterations=3, elites=5, horizon=4, receding_horizon=2, context=context)
     d, rng = backend.config.latent_dim, np.random.default_rng(5)
     z, past = rng.standard_normal((context, d)).astype(np.float32), rng.standard_normal((context - 1, 10))
     steps, fused = CountingModel(backend), CountingRollouts(backend)
@@ -113,7 +114,7 @@ def test_actions_are_mapped_back_with_the_model_statistics(make_model):
 
 def test_receding_horizon_executes_the_plan_then_replans(make_model):
     model = TorchBackend(make_model())
-    mpc = RecedingHorizon(LatentPlanner(model, CEMSettings(samples=8, iterations=2, elites=2, receding_horizon=2,
+    mpc = RecedingHorizon(LatentPlanner(model, PlannerSettings(samples=8, iterations=2, elites=2, receding_horizon=2,
                                                            context=3)))
     rng = np.random.default_rng(0)
     frames = np.random.default_rng(1).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
@@ -165,3 +166,77 @@ def test_the_experts_own_actions_reach_each_trials_goal():
         assert t.episode_seed >= 1_000_000 and t.expert_actions.shape == (50, 2)
         expert = baseline_trial("expert", t, 16, np.random.default_rng(0))
         assert expert.success and expert.steps <= 25
+
+
+@pytest.mark.parametrize("solver", ["icem", "mppi"])
+def test_icem_and_mppi_converge_on_a_toy_cost(solver):
+    rng = np.random.default_rng(1)  # a target that varies slowly along the horizon, as action sequences do
+    target = np.repeat(rng.normal(size=(1, 10)) * 0.5, 5, axis=0) + rng.normal(size=(5, 10)) * 0.05
+    seen = []
+
+    def cost(x):
+        return ((x - target) ** 2).sum(axis=(1, 2))
+
+    result = minimise(cost, target.shape, PlannerSettings(solver=solver), np.random.default_rng(0), seen.append)
+    assert np.abs(result.mean - target).max() < 0.15
+    assert result.elite_cost[-1] < 1e-2 * result.elite_cost[0]
+    if solver == "icem":  # the best 30% of each iteration's elites are candidates of the next one
+        for before, after in zip(seen[:-1], seen[1:]):
+            assert np.array_equal(after.samples[-9:], before.samples[before.elites[:9]])
+
+
+def test_coloured_noise_has_unit_variance_and_is_smoother_as_beta_grows():
+    rng = np.random.default_rng(0)
+
+    def lag_one(beta):
+        x = coloured_noise(rng, (4000, 16, 2), beta)
+        assert x.std() == pytest.approx(1.0, abs=0.02)
+        return np.corrcoef(x[:, :-1].ravel(), x[:, 1:].ravel())[0, 1]
+
+    assert abs(lag_one(0.0)) < 0.05 < lag_one(1.0) < lag_one(2.0)
+
+
+def test_settings_reject_an_unknown_solver_and_a_negative_weight():
+    with pytest.raises(UserError, match="solver"):
+        PlannerSettings(solver="random-shooting")
+    with pytest.raises(UserError, match="uncertainty weight"):
+        PlannerSettings(uncertainty_weight=-1.0)
+
+
+def test_actions_keep_to_the_bounds_of_the_data(make_model):
+    model = TorchBackend(make_model())
+    model.config.extra["action_bounds"] = {"low": [-0.3, -0.5], "high": [0.4, 0.5]}
+    planner = LatentPlanner(model)
+    raw = planner.to_raw(np.stack([np.full(10, 9.0), np.full(10, -9.0)])).reshape(2, 5, 2)
+    assert np.allclose(raw[0], [0.4, 0.5]) and np.allclose(raw[1], [-0.3, -0.5])
+
+
+def test_the_uncertainty_penalty_steers_plans_to_where_the_model_is_sure(make_model):
+    from lewm.ensemble import EnsembleConfig, LatentEnsemble, TorchEnsemble
+
+    torch.manual_seed(4)
+    core = make_model()
+    ensemble = LatentEnsemble(EnsembleConfig.for_model(core.config, members=4, hidden=16))
+    with torch.no_grad():  # members that disagree much more for some actions than for others, and expect no noise
+        ensemble.w0[:, -10:].mul_(30.0)
+        ensemble.b2[..., -1] = -50.0
+    model = TorchBackend(core, TorchEnsemble(ensemble))
+    d, rng = model.latent_dim, np.random.default_rng(2)
+    z, goal = rng.standard_normal((1, d)).astype(np.float32), rng.standard_normal(d)
+    unsure = {}
+    for weight in (0.0, 100.0):
+        seen = []
+        plan = LatentPlanner(model, PlannerSettings(samples=64, iterations=6, elites=8, uncertainty_weight=weight)
+                             ).plan(z, np.zeros((0, 10)), goal, np.random.default_rng(0), seen.append)
+        assert plan.step_uncertainty.shape == (5,) and seen[0].uncertainty.shape == (64,)
+        raw = LatentPlanner(model).to_raw(seen[-1].samples)
+        # each candidate's uncertainty is its steps' uncertainty along its own forecast
+        first = model.uncertainty(np.repeat(z, 64, 0), raw[:, 0])
+        assert np.all(seen[-1].uncertainty >= first.sum(1) - 1e-6)
+        unsure[weight] = plan.step_uncertainty.sum()
+    assert unsure[100.0] < 0.5 * unsure[0.0]
+
+
+def test_an_uncertainty_weight_needs_a_model_that_serves_uncertainty(make_model):
+    with pytest.raises(UserError, match="lewm train-ensemble"):
+        LatentPlanner(TorchBackend(make_model()), PlannerSettings(uncertainty_weight=1.0))

@@ -141,3 +141,23 @@ def test_lookahead_values_are_rollouts_repeating_the_last_block(backend, episode
         np.testing.assert_allclose(rec.lookahead, expected, atol=1e-5)
         checked += 1
     assert checked == len(frames) - 5
+
+
+def test_each_frame_carries_the_uncertainty_of_the_forecast_its_surprise_scores(episode):
+    from lewm.ensemble import EnsembleConfig, LatentEnsemble, TorchEnsemble
+
+    plain = make_backend()
+    model = TorchBackend(plain.model, TorchEnsemble(LatentEnsemble(EnsembleConfig.for_model(plain.config, members=3,
+                                                                                            hidden=8))))
+    frames, actions = episode
+    stream = LatentStream(model, horizon=2, shuffle_bank=actions[:50].reshape(10, 10))
+    records = [stream.step(f, a) for f, a in zip(frames, actions)]
+    z = model.encode(frames)
+    for t, record in enumerate(records):
+        if t < 5:
+            assert np.isnan(record.uncertainty).all() and np.isnan(record.surprise[0])
+            continue
+        want = model.uncertainty(z[t - 5][None], actions[t - 5:t].reshape(1, -1))[0]
+        np.testing.assert_allclose(record.uncertainty, want, rtol=1e-5)
+        assert np.isfinite(record.surprise[0])
+    assert LatentStream(plain).step(frames[0], actions[0]).uncertainty is None

@@ -1,5 +1,5 @@
-"""Fixtures for the monitor tests: a tiny random-weight ONNX model folder (torch only BUILDS it), a small
-reference bank, and headless pygame."""
+"""Fixtures for the monitor tests: a tiny random-weight ONNX model folder with an uncertainty ensemble (torch only
+BUILDS it), a small reference bank, and headless pygame."""
 import os
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -20,7 +20,7 @@ def reference_sizes():
 def tiny_model(tmp_path_factory):
     from export.onnx_export import export_model_folder, make_random_model_folder
 
-    folder = make_random_model_folder("tiny", tmp_path_factory.mktemp("model") / "tiny", seed=0)
+    folder = make_random_model_folder("tiny", tmp_path_factory.mktemp("model") / "tiny", seed=0, ensemble=True)
     export_model_folder(folder)
     return folder
 

@@ -134,12 +134,12 @@ def test_the_expects_panel_is_redrawn_only_when_what_it_shows_changes_and_looks_
 def test_plan_mode_draws_the_decoded_end_of_the_chosen_plan_next_to_the_goal(decoding_engine, bank, tmp_path):
     import pygame
 
-    from lewm.planner import CEMSettings
+    from lewm.planner import PlannerSettings
     from monitor.app import MonitorApp, Options, init_pygame
 
     init_pygame(True)
     app = MonitorApp(decoding_engine, bank, Options(headless=True, lockstep=True, session=False, mode="plan",
-                                                    plan=CEMSettings(samples=24, iterations=3, elites=4)))
+                                                    plan=PlannerSettings(samples=24, iterations=3, elites=4)))
     try:
         app.run_headless(2)
         assert app.plan.last.number == 1

@@ -2,13 +2,13 @@
 import numpy as np
 import pygame
 
-from lewm.planner import CEMSettings, agent_paths
+from lewm.planner import PlannerSettings, agent_paths
 from monitor.panels.plan import CHOSEN
 from monitor.replay import SessionReplay
 from monitor.session import read_log
 from scenes.pusht import ACTION_SCALE, WORLD_SIZE
 
-QUICK = CEMSettings(samples=24, iterations=3, elites=4)
+QUICK = PlannerSettings(samples=24, iterations=3, elites=4)
 
 
 def chosen_pixels(app) -> int:
@@ -47,7 +47,7 @@ def test_headless_plan_session_records_its_plans_and_replays_them(make_app):
 
 def test_planning_never_holds_the_window(make_app):
     app = make_app(scene="expert", mode="plan", headless=False, lockstep=False, session=False,
-                   plan=CEMSettings(samples=300, iterations=30, elites=30))
+                   plan=PlannerSettings(samples=300, iterations=30, elites=30))
     assert app.sim_tick()  # starts the plan and returns at once: the simulator waits at the boundary
     assert app.sim.env_step == 0 and app.plan.waiting and app.plan.last is None
     assert any("waiting for plan 1" in text for text, _ in app.status_fields())

@@ -15,7 +15,7 @@ from scenes.catalog import get_scene
 
 # What a replay must give back unchanged (the rest: timings, the mode "replay", the replay's own seed).
 SAME = ("env_step", "seq", "episode_start", "dropped", "state", "action", "artifacts", "block_color", "stream_step",
-        "surprise", "forecast_error", "copy_last_error", "pca", "active_stream", "seed")
+        "surprise", "uncertainty", "forecast_error", "copy_last_error", "pca", "active_stream", "seed")
 
 
 class GatedEngine:
@@ -125,6 +125,7 @@ def test_a_scripted_session_replays_bit_for_bit(make_app, engine, bank, tiny_mod
     assert sum(r["dropped"] for r in original) == 2
     assert {r.get("active_stream") for r in original} == {"real", "shuffled", "zero", None}
     assert np.isfinite([s for r in original[-5:] for s in r["surprise"]]).all()
+    assert np.isfinite([u for r in original[-5:] for u in r["uncertainty"]]).all()  # the model's, at every step
 
     code, folder = replay(out["session"], tmp_path)
     assert code == 0
