@@ -31,6 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scene", default=None, help=f"named scene to start (`lewm scenes` lists them; default: "
                    f"{DEFAULT_SCENE}; a replay: the session's)")
     p.add_argument("--seed", type=SEED, default=None, help="episode seed (default: the scene's)")
+    p.add_argument("--solver", choices=("cem", "icem", "mppi"), default="cem",
+                   help="plan mode's solver (lewm.planner, as `lewm plan --solver`)")
+    p.add_argument("--uncertainty-weight", type=Number(minimum=0), default=0.0, metavar="W",
+                   help="plan mode: weight of the model's uncertainty about the forecast in the plan's cost (needs an "
+                        "ensemble: `lewm train-ensemble`)")
     p.add_argument("--mode", choices=("expert", "manual", "plan", "replay"), default=None,
                    help="who acts: the scripted expert, you (mouse / arrows), the model planning toward a goal (CEM), "
                         "or a replay (default: expert, or replay with --replay/--replay-dataset)")
@@ -107,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from export.backends import load_engine
 
     engine = load_engine(args.model, args.provider, args.precision)
+    from lewm.planner import PlannerSettings
     from monitor.app import MonitorApp, Options, init_pygame, run_app
     from monitor.reference import load_or_build
 
@@ -117,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
     if steps is None:
         steps = len(replay) if replay is not None else min(scene.steps, HEADLESS_CAP)
     speed = float("inf") if args.speed <= 0 else args.speed
-    options = Options(scene=args.scene, seed=args.seed, mode=mode, headless=headless, steps=steps,
+    plan = PlannerSettings(solver=args.solver, uncertainty_weight=args.uncertainty_weight)
+    if plan.uncertainty_weight and not engine.has_uncertainty:
+        raise UserError(f"--uncertainty-weight needs an ensemble in {args.model}; train one with "
+                        f"`lewm train-ensemble --model {args.model} --data DATA.h5`")
+    options = Options(plan=plan, scene=args.scene, seed=args.seed, mode=mode, headless=headless, steps=steps,
                       lockstep=args.lockstep, record=args.record, sessions=args.sessions, speed=speed,
                       horizon=args.horizon, meta={"model": str(Path(args.model).resolve()), "reference": where,
                                                   "precision": args.precision,

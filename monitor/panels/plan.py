@@ -78,6 +78,9 @@ class PlanOverlay:
             for i in view.elites if view.elites is not None else ():
                 pygame.draw.lines(lines, ELITE, False, self._px(view.paths[i]), 1)
         surface.blit(lines, self.image)
+        if view.uncertainty is not None:
+            style.text(surface, "candidates: blue = model sure, purple = unsure", (self.image.x + 6, self.image.y + 6),
+                       16, tuple(int(c) for c in UNSURE[:3]), "topleft", backing=style.PANEL)
         if view.chosen is not None:
             pts = [(x + self.image.x, y + self.image.y) for x, y in self._px(view.chosen)]
             pygame.draw.lines(surface, CHOSEN, False, pts, 4)

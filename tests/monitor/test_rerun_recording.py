@@ -176,12 +176,12 @@ def test_the_live_stream_logs_what_the_file_holds(make_app, tiny_model, referenc
 def test_plans_are_drawn_over_the_scene_live_with_their_candidates_and_from_the_file(make_app, tiny_model,
                                                                                      reference_sizes, tmp_path):
     pytest.importorskip("rerun", reason="the optional extra rerun-sdk: pip install -e '.[rerun]'")
-    from lewm.planner import CEMSettings
+    from lewm.planner import PlannerSettings
     from monitor.rerun_recording import SessionRecorder, open_stream
     from scenes.pusht import WORLD_SIZE
 
     episodes, steps = reference_sizes
-    app = make_app(scene="expert", mode="plan", plan=CEMSettings(samples=24, iterations=3, elites=4),
+    app = make_app(scene="expert", mode="plan", plan=PlannerSettings(samples=24, iterations=3, elites=4),
                    meta={"model": str(tiny_model), "precision": "fp32", "reference_episodes": episodes,
                          "reference_steps": steps})
     live = open_stream("live")
