@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from export.backends import load_engine
 
     engine = load_engine(args.model, args.provider, args.precision)
+    from lewm.model_interface import UNCERTAINTY
     from lewm.planner import PlannerSettings
     from monitor.app import MonitorApp, Options, init_pygame, run_app
     from monitor.reference import load_or_build
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         steps = len(replay) if replay is not None else min(scene.steps, HEADLESS_CAP)
     speed = float("inf") if args.speed <= 0 else args.speed
     plan = PlannerSettings(solver=args.solver, uncertainty_weight=args.uncertainty_weight)
-    if plan.uncertainty_weight and not engine.has_uncertainty:
+    if plan.uncertainty_weight and UNCERTAINTY not in engine.capabilities:
         raise UserError(f"--uncertainty-weight needs an ensemble in {args.model}; train one with "
                         f"`lewm train-ensemble --model {args.model} --data DATA.h5`")
     options = Options(plan=plan, scene=args.scene, seed=args.seed, mode=mode, headless=headless, steps=steps,
