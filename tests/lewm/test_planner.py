@@ -220,7 +220,7 @@ def test_the_uncertainty_penalty_steers_plans_to_where_the_model_is_sure(make_mo
     with torch.no_grad():  # members that disagree much more for some actions than for others, and expect no noise
         ensemble.w0[:, -10:].mul_(30.0)
         ensemble.b2[..., -1] = -50.0
-    model = TorchBackend(core, TorchEnsemble(ensemble))
+    model = TorchBackend(core, ensemble=TorchEnsemble(ensemble))
     d, rng = model.latent_dim, np.random.default_rng(2)
     z, goal = rng.standard_normal((1, d)).astype(np.float32), rng.standard_normal(d)
     unsure = {}

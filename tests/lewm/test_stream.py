@@ -147,8 +147,8 @@ def test_each_frame_carries_the_uncertainty_of_the_forecast_its_surprise_scores(
     from lewm.ensemble import EnsembleConfig, LatentEnsemble, TorchEnsemble
 
     plain = make_backend()
-    model = TorchBackend(plain.model, TorchEnsemble(LatentEnsemble(EnsembleConfig.for_model(plain.config, members=3,
-                                                                                            hidden=8))))
+    ensemble = TorchEnsemble(LatentEnsemble(EnsembleConfig.for_model(plain.config, members=3, hidden=8)))
+    model = TorchBackend(plain.model, ensemble=ensemble)
     frames, actions = episode
     stream = LatentStream(model, horizon=2, shuffle_bank=actions[:50].reshape(10, 10))
     records = [stream.step(f, a) for f, a in zip(frames, actions)]
