@@ -40,7 +40,7 @@ def load_engine(model: str | Path, provider: str | None = None, precision: str =
         hint = ("the bundled model is made by `lewm train` + `lewm export`; or import the released one with "
                 "`lewm import-official` then `lewm export --model DIR`; or make a random-weight one with "
                 "`lewm export --preset small --random-weights --out DIR`")
-        raise UserError(f"model folder not found: {folder}; pass --model DIR ({hint})")
+        raise UserError(f"model folder not found: {folder} ({hint})")
     from export.engine import OnnxEngine
 
     providers = None if provider is None else [provider]

@@ -126,8 +126,7 @@ def train_decoder(model_dir: str | Path, data: str | Path, run: str | Path, dcon
     run = Path(run)
     checkpoint = run / CHECKPOINT
     if not resume and checkpoint.exists():
-        raise UserError(f"{run} already holds a decoder checkpoint: pass --resume to continue it, or choose another "
-                        "--run")
+        raise UserError(f"{run} already holds a decoder checkpoint: resume it, or train into another run folder")
     if resume and not checkpoint.exists():
         raise UserError(f"nothing to resume in {run}: no checkpoint folder there")
     step, elapsed_before = 0, 0.0

@@ -57,6 +57,13 @@ def run(args):
         check_output_folder(args.out, "--out", force=args.force)  # before the training, not after it
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     run_dir = Path(args.run or f"runs/decoder-{model.resolve().name}")
+    from lewm.decoder_train import CHECKPOINT
+
+    if (run_dir / CHECKPOINT).exists() and not args.resume:
+        raise UserError(f"--run {run_dir} already holds a decoder checkpoint: pass --resume to continue it, or choose "
+                        f"another --run")
+    if args.resume and not (run_dir / CHECKPOINT).exists():
+        raise UserError(f"nothing to resume in --run {run_dir}: it holds no checkpoint folder")
     settings = DecoderTrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                     salience_weight=args.salience_weight, edge_weight=args.edge_weight,
                                     seed=args.seed, checkpoint_every=args.checkpoint_every,

@@ -110,7 +110,7 @@ def test_a_few_training_steps_lower_the_loss(make_model):
     assert np.mean(losses[-5:]) < 0.93 * np.mean(losses[:5])
 
 
-def test_train_decoder_checkpoints_resumes_and_saves_into_the_model_folder(model_folder, dataset, tmp_path):
+def test_train_decoder_checkpoints_resumes_and_saves_into_the_model_folder(model_folder, dataset, tmp_path, capsys):
     from lewm.decoder import save_decoder
 
     run = tmp_path / "run"
@@ -121,8 +121,12 @@ def test_train_decoder_checkpoints_resumes_and_saves_into_the_model_folder(model
     assert [r["step"] for r in log] == [2, 4]
     assert all(np.isfinite(r["val_psnr_db"]) for r in log)
     assert (run / "latents.npz").is_file()
-    with pytest.raises(UserError, match="--resume"):
+    with pytest.raises(UserError, match="already holds a decoder checkpoint"):
         train_decoder(model_folder, dataset, run, config, settings, log=lambda line: None)
+    from lewm_cli import main  # the command names its flags, the library does not
+
+    assert main(["train-decoder", "--model", str(model_folder), "--data", str(dataset), "--run", str(run)]) == 2
+    assert "pass --resume to continue it" in capsys.readouterr().err
     settings.steps = 6
     decoder, facts = train_decoder(model_folder, dataset, run, config, settings, resume=True, log=lambda line: None)
     assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [2, 4, 6]
