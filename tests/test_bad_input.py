@@ -60,6 +60,7 @@ def baseline(name: str, root: Path) -> list[str]:
         "train": ["--data", data, "--run", str(work / "run"), "--preset", "tiny", "--set", "image_size=128",
                   "--steps", "1"],
         "train-decoder": ["--model", model, "--data", data, "--run", str(work / "decoder-run"), "--steps", "1"],
+        "train-ensemble": ["--model", model, "--data", data, "--run", str(work / "ensemble-run"), "--steps", "1"],
         "import-official": [str(root / "official"), "--out", str(work / "imported")],
         "probe": ["latent", "--model", model, "--out", str(work / "probes"), "--episodes", "1", "--steps", "20"],
         "export": ["--model", model, "--no-verify"],
@@ -77,13 +78,14 @@ JUDGED_BY_THE_COMMAND = {
     "train": [("--run", "{file}"), ("--set", "nosuchkey=3"), ("--set", "image_size=abc"), ("--set", "image_size=0"),
               ("--set", "image_size"), ("--out", "{file}")],
     "train-decoder": [("--out", "{file}"), ("--out", "{model}")],
+    "train-ensemble": [("--run", "{file}")],
     "import-official": [("--out", "{file}")],
     "probe": [("--out", "{file}")],
     "export": [("--out", "{file}")],
     "bench": [("--out", "{folder}"), ("--presets", "nosuch")],
     "monitor": [("--provider", "Bogus"), ("--scene", "nosuch"), ("--record", "{folder}"), ("--screenshot", "{folder}"),
                 ("--record", "{missing}.txt")],
-    "plan": [("--out", "{file}")],
+    "plan": [("--out", "{file}"), ("--solver", "nosuch"), ("--solver", "cem+u-1"), ("--solver", "")],
     "rerun": [("--out", "{folder}"), ("--out", "{file}")],
 }
 EXTRA = {("export", "--out"): ["--random-weights", "--preset", "tiny"]}  # --out goes with --random-weights
@@ -134,7 +136,7 @@ def test_every_value_option_of_every_subcommand_checks_its_value():
 
 # Options that take free text, each judged by its command (JUDGED_BY_THE_COMMAND) or by what it names.
 UNTYPED = {"out", "run", "set", "mix", "presets", "torch_device", "int8_cache", "provider", "scene", "record",
-           "screenshot", "sessions", "help"}
+           "screenshot", "sessions", "help", "solver"}
 
 
 def snapshot(root: Path) -> dict:
