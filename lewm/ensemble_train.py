@@ -37,9 +37,9 @@ class EnsembleTrainSettings:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
-            raise UserError("--steps and --batch-size must be at least 1")
+            raise UserError("the ensemble's steps and batch size must be at least 1")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
-            raise UserError("--time-budget must be positive (minutes)")
+            raise UserError("the ensemble's time budget must be positive (minutes)")
         if not 0 < self.val_fraction < 1:
             raise UserError(f"the held-out share must be between 0 and 1, got {self.val_fraction}")
 

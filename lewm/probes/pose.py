@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lewm.probes.common import BOOTSTRAP_RESAMPLES, HELD_OUT_SEED, new_figure, save_figure, write_json
+from lewm.probes.physics import TARGETS  # the same targets, read from single frames here
 
 FIT_SEED_OFFSET = 100_000  # the fitting frames' seeds: seed + 100000 + k; the scored frames': seed + k
 TOUCHING_SHARE = 0.25  # of each set, the last quarter has the agent touching the block
@@ -23,13 +24,6 @@ MLP_HIDDEN = (256, 256)
 ENCODE_BATCH = 256
 PROBES = ("linear", "mlp")
 SUBSETS = ("all", "reset", "touching")
-# target -> (its column names, function of the (N, 7) states)
-TARGETS = {
-    "agent_xy": (("agent x", "agent y"), lambda s: s[:, 0:2]),
-    "block_xy": (("block x", "block y"), lambda s: s[:, 2:4]),
-    "block_angle": (("sin(block angle)", "cos(block angle)"), lambda s: np.stack([np.sin(s[:, 4]),
-                                                                                  np.cos(s[:, 4])], axis=1)),
-}
 
 DEFINITIONS = {
     "frames": "still frames drawn at the model's image size by scenes.render.draw_state, frame k of a set from "
