@@ -51,21 +51,27 @@ class ExpectsPanel:
         decoded = data.lookahead_frames
         what = "decoded forecasts, nearest expert frames below" if data.has_decoder else "nearest expert frames"
         style.frame_panel(surface, self.rect, f"what the model expects ({active} actions), next model steps: {what}")
-        inner, large, small, box = self.layout()
-        for i in range(self.count):
-            x = inner.x + i * (large + GAP)
-            big = pygame.Rect(x, inner.y, large, large)
-            little = pygame.Rect(x, big.bottom + 6, small, small)
+        _, large, small, box = self.layout()
+        frames = self.frame_rects()
+        for i, (big, little) in enumerate(frames):
             expert = self._expert(data, i, large if decoded is None and not data.has_decoder else small)
             if data.has_decoder:
                 self._frame(surface, big, None if decoded is None or i >= len(decoded) else decoded[i])
                 self._blit(surface, little, expert)
-                style.text(surface, "nearest expert", (little.right + 5, little.y + 2), 15, style.DIM)
             else:
                 self._blit(surface, big, expert)
             pygame.draw.rect(surface, style.PANEL, pygame.Rect(big.x + 2, big.y + 2, 24, 16))
             style.text(surface, f"+{i + 1}", (big.x + 4, big.y + 3), 17, style.TEXT)
+        if data.has_decoder:  # one caption for the row, after its last frame (between frames it would cover one)
+            last = frames[-1][1]
+            style.text(surface, "nearest expert frames", (last.right + GAP, last.y + 2), 15, style.DIM)
         self._comparison(surface, data, box)
+
+    def frame_rects(self) -> list[tuple[pygame.Rect, pygame.Rect]]:
+        """Per look-ahead step, (its large frame, the small nearest expert frame below it)."""
+        inner, large, small, _ = self.layout()
+        return [(pygame.Rect(x, inner.y, large, large), pygame.Rect(x, inner.y + large + 6, small, small))
+                for x in (inner.x + i * (large + GAP) for i in range(self.count))]
 
     def _comparison(self, surface: pygame.Surface, data: LiveData, box: pygame.Rect) -> None:
         pygame.draw.line(surface, style.BORDER, (box.x - GAP, box.y), (box.x - GAP, box.bottom))

@@ -131,6 +131,35 @@ def test_the_expects_panel_is_redrawn_only_when_what_it_shows_changes_and_looks_
         app.close()
 
 
+def test_nothing_is_drawn_between_the_nearest_expert_frames(decoding_engine, bank, tmp_path):
+    """The gaps between the small frames under the forecasts stay empty: a caption drawn beside each frame ran
+    under the next one and showed cut ("nearest e"); the row has one caption, after its last frame."""
+    import pygame
+
+    from monitor.app import MonitorApp, Options, init_pygame
+    from monitor.panels import style
+    from monitor.panels.expects import GAP
+
+    init_pygame(True)
+    app = MonitorApp(decoding_engine, bank, Options(headless=True, lockstep=True, sessions=str(tmp_path), video=False))
+    panel = app.expects_panel
+    try:
+        for _ in range(12):
+            app.sim_tick()
+            app.worker.wait_idle()
+            app.drain()
+        app.draw()
+        inner, large, small, _ = panel.layout()
+        assert len(app.data.lookahead_thumbs) == panel.count
+        for i in range(panel.count - 1):
+            right_of_frame = inner.x + i * (large + GAP) + small
+            gap = pygame.Rect(right_of_frame, inner.y + large + 6, large + GAP - small, small)
+            pixels = pygame.surfarray.array3d(app.surface.subsurface(gap)).reshape(-1, 3)
+            assert (pixels == style.PANEL[:3]).all(), i
+    finally:
+        app.close()
+
+
 def test_plan_mode_draws_the_decoded_end_of_the_chosen_plan_next_to_the_goal(decoding_engine, bank, tmp_path):
     import pygame
 
