@@ -1,6 +1,6 @@
 """Live surprise: the last ~30 s, one line per action stream (the active one bold), a shaded band while an
 artifact is in the frame, and the spikes of the active stream marked; where the model serves it, beside them its
-uncertainty about each frame's forecast (purple, dashed, on its own axis at the right): surprise says the world did
+uncertainty about each frame's forecast (a purple area, on its own axis at the right): surprise says the world did
 what the model did not expect, uncertainty says where the model did not know what to expect.
 
 The axes never rescale with the data: surprise, 1 - cos, lies in [0, 2], and the chart shows it on a fixed log
@@ -26,6 +26,7 @@ TICK_SECONDS = 5
 UNCERTAINTY_RANGE = (0.1, 100.0)  # the right y axis, log scale
 UNCERTAINTY_TICKS = (0.1, 1.0, 10.0, 100.0)
 UNCERTAINTY_COLOR = (148, 60, 190)
+UNCERTAINTY_ALPHA = 45  # of the area under the uncertainty curve
 
 
 def log_fraction(values, value_range: tuple[float, float]) -> np.ndarray:
@@ -82,6 +83,8 @@ class SurprisePanel:
                 pygame.draw.line(surface, style.BORDER, (x, plot.bottom), (x, plot.bottom + 3))
                 style.text(surface, label, (x, plot.bottom + 3), 15, style.DIM, anchor)
 
+        if right > 6:
+            self._draw_uncertainty(surface, plot, xs, unsure)
         order = [s for s in ACTION_STREAMS if s != active] + [active]  # the active one on top
         for name in order:
             k = ACTION_STREAMS.index(name)
@@ -89,8 +92,6 @@ class SurprisePanel:
             for i, j in _runs(np.isfinite(values[:, k])):
                 points = np.column_stack([xs[i:j], ys[i:j, k]]).tolist()
                 self._line(surface, style.STREAM_COLORS[name], points, width)
-        if right > 6:
-            self._draw_uncertainty(surface, plot, xs, unsure)
         k = ACTION_STREAMS.index(active)
         spikes = np.array(data.spike, bool) & np.isfinite(values[:, k])
         for i in np.flatnonzero(spikes):
@@ -110,19 +111,24 @@ class SurprisePanel:
 
     def _draw_uncertainty(self, surface: pygame.Surface, plot: pygame.Rect, xs: np.ndarray, unsure: np.ndarray
                           ) -> None:
-        """The uncertainty curve (dashed: every other segment) and its axis at the plot's right edge."""
+        """The uncertainty as a translucent purple area under its curve (under the surprise lines, which stay
+        readable through it), and its axis at the plot's right edge."""
         for v in UNCERTAINTY_TICKS:
             y = plot.bottom - plot.h * float(log_fraction(v, UNCERTAINTY_RANGE))
             pygame.draw.line(surface, UNCERTAINTY_COLOR, (plot.right, y), (plot.right + 4, y))
             style.text(surface, f"{v:g}", (plot.right + 6, y), 15, UNCERTAINTY_COLOR, "midleft")
         pygame.draw.line(surface, UNCERTAINTY_COLOR, (plot.right, plot.y), (plot.right, plot.bottom))
-        ys = plot.bottom - plot.h * log_fraction(unsure, UNCERTAINTY_RANGE)
+        ys = plot.h * (1 - log_fraction(unsure, UNCERTAINTY_RANGE))  # in the plot's own coordinates
+        area = pygame.Surface(plot.size, pygame.SRCALPHA)
         for i, j in _runs(np.isfinite(unsure)):
-            points = np.column_stack([xs[i:j], ys[i:j]]).tolist()
+            points = np.column_stack([xs[i:j] - plot.x, ys[i:j]]).tolist()
             if len(points) == 1:
-                pygame.draw.circle(surface, UNCERTAINTY_COLOR, points[0], 2)
-            for a in range(0, len(points) - 1, 2):
-                pygame.draw.line(surface, UNCERTAINTY_COLOR, points[a], points[a + 1], 2)
+                pygame.draw.circle(area, UNCERTAINTY_COLOR, points[0], 2)
+                continue
+            outline = [(points[0][0], plot.h)] + points + [(points[-1][0], plot.h)]
+            pygame.draw.polygon(area, (*UNCERTAINTY_COLOR, UNCERTAINTY_ALPHA), outline)
+            pygame.draw.lines(area, UNCERTAINTY_COLOR, False, points, 1)
+        surface.blit(area, plot.topleft)
 
     @staticmethod
     def _line(surface, color, points, width) -> None:

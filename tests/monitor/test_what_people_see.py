@@ -44,6 +44,25 @@ def test_a_short_run_fills_the_time_axis():
     assert columns.min() < RECT.w * 0.15 and columns.max() > RECT.w * 0.9
 
 
+def test_uncertainty_is_an_area_whose_height_reads_on_its_log_axis():
+    """The uncertainty is shaded from the plot's floor up to its value on its log axis (0.1 to 100), so where it
+    is 50 the shaded column stands (log 500 / log 10) = 2.7 times as tall as where it is 1."""
+    pygame.font.init()
+    data = LiveData(horizon=3)
+    for v in [1.0] * 100 + [50.0] * 100:
+        data.surprise.append(np.full(3, np.nan))  # no surprise lines: only the uncertainty in the plot
+        data.uncertainty.append(v)
+        data.artifact.append(False)
+        data.spike.append(False)
+    surface = pygame.Surface(RECT.size)
+    SurprisePanel(RECT).draw(surface, data, "real")
+    rgb = pygame.surfarray.array3d(surface).astype(int)
+    purple = (rgb[..., 2] - rgb[..., 1] > 10) & (rgb[..., 0] - rgb[..., 1] > 5)  # the area's tint, and its line
+    heights = purple.sum(axis=1)
+    low, high = np.median(heights[150:300]), np.median(heights[450:600])
+    assert low > 10 and high / low == pytest.approx(np.log10(500) / np.log10(10), rel=0.1)
+
+
 def test_headless_videos_show_no_window_only_fields(make_app):
     app = make_app(steps=3)  # headless, recording its video
     assert app.recorder is not None
