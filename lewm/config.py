@@ -23,7 +23,9 @@ PUSHT_ACTION_STD = [0.2085, 0.2068]
 
 @dataclass
 class ModelConfig:
-    # ViT encoder
+    # encoder: "vit" (the paper's) or "cnn" (convolutions only, model.py's ConvEncoder; enc_depth, enc_heads and
+    # enc_mlp unused, patch_size the size of its last grid's cells)
+    encoder: str = "vit"
     image_size: int = 224
     patch_size: int = 14
     stem: str = "patch"  # "patch": the ViT's one strided convolution; "conv": stride-2 3x3 convolutions (model.py)
@@ -58,6 +60,11 @@ class ModelConfig:
             raise UserError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.stem not in ("patch", "conv"):
             raise UserError(f"unknown stem {self.stem!r}; choose patch or conv")
+        if self.encoder not in ("vit", "cnn"):
+            raise UserError(f"unknown encoder {self.encoder!r}; choose vit or cnn")
+        if self.encoder == "cnn" and (self.patch_size & (self.patch_size - 1) or self.patch_size < 2):
+            raise UserError(f"the cnn encoder halves the image log2(patch_size) times: patch_size must be a power of "
+                            f"two (got {self.patch_size})")
         if self.stem == "conv" and (self.patch_size & (self.patch_size - 1) or self.patch_size < 2
                                     or self.enc_width % self.patch_size):
             raise UserError(f"the conv stem halves the image log2(patch_size) times and doubles its width up to "

@@ -22,6 +22,13 @@ ADALN_EPS = 1e-6
 
 # ----------------------------------------------------------------------------- ViT encoder (HF ViTModel)
 
+def strided_convolutions(widths: list[int]) -> nn.Sequential:
+    """RGB -> widths[-1] channels by one stride-2 3x3 convolution per width (GroupNorm, GELU after each)."""
+    channels = [3] + widths
+    return nn.Sequential(*(layer for c_in, c_out in zip(channels, channels[1:]) for layer in (
+        nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(math.gcd(8, c_out), c_out),
+        nn.GELU())))
+
 class ViTPatchEmbeddings(nn.Module):
     """Pixels -> one token per patch. The "patch" stem (the ViT's) is one strided convolution of patch size; the
     "conv" stem (Xiao et al. 2021, "Early convolutions help transformers see better") reaches the same grid by
@@ -32,10 +39,7 @@ class ViTPatchEmbeddings(nn.Module):
         super().__init__()
         if cfg.stem == "conv":
             stages = cfg.patch_size.bit_length() - 1
-            widths = [3] + [cfg.enc_width >> (stages - i) for i in range(1, stages + 1)]
-            self.stem = nn.Sequential(*(layer for c_in, c_out in zip(widths, widths[1:]) for layer in (
-                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-                nn.GroupNorm(math.gcd(8, c_out), c_out), nn.GELU())))
+            self.stem = strided_convolutions([cfg.enc_width >> (stages - i) for i in range(1, stages + 1)])
             self.projection = nn.Conv2d(cfg.enc_width, cfg.enc_width, 1)
         else:
             self.stem = nn.Identity()
@@ -152,6 +156,23 @@ class ViTEncoder(nn.Module):
 
     def forward(self, pixels: Tensor) -> Tensor:
         return self.layernorm(self.encoder(self.embeddings(pixels)))[:, 0]
+
+
+class ConvEncoder(nn.Module):
+    """The "cnn" encoder: no transformer. log2(patch_size) stride-2 3x3 convolutions (widths 32, 64, ... up to
+    enc_width) bring the frame to a grid of patch_size-pixel cells, which is flattened (so each cell keeps its place)
+    and projected to enc_width, then LayerNorm. A convolutional trunk learns the block's orientation from far fewer
+    frames than the ViT's CLS token does (BENCHMARKS.md, "Why the encoder is convolutional")."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        stages = cfg.patch_size.bit_length() - 1
+        self.trunk = strided_convolutions([min(cfg.enc_width, 32 << i) for i in range(stages)])
+        cells = cfg.num_patches * cfg.enc_width
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cells, cfg.enc_width), nn.LayerNorm(cfg.enc_width))
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        return self.head(self.trunk(pixels))
 
 
 def _init_vit_weights(module: nn.Module) -> None:
@@ -322,7 +343,7 @@ class LeWM(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.encoder = ViTEncoder(config)
+        self.encoder = ConvEncoder(config) if config.encoder == "cnn" else ViTEncoder(config)
         self.projector = Projector(config.enc_width, config.proj_hidden, config.latent_dim)
         self.action_encoder = ActionEncoder(config)
         self.predictor = Predictor(config)

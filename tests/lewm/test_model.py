@@ -123,6 +123,28 @@ def test_the_conv_stem_reaches_the_patch_grid_by_stride_two_convolutions(make_fr
         preset("tiny", image_size=36, patch_size=12, stem="conv")
 
 
+def test_the_cnn_encoder_keeps_each_cell_of_its_grid_in_place(make_frames):
+    """The cnn encoder: log2(patch_size) stride-2 convolutions, then the grid flattened, so that the same picture in
+    another cell gives another latent (a global average would give the same one), and no transformer weights."""
+    from lewm_errors import UserError
+
+    config = preset("tiny", image_size=32, patch_size=8, encoder="cnn")
+    model = LeWM(config).eval()
+    strided = [m for m in model.encoder.trunk if isinstance(m, torch.nn.Conv2d)]
+    assert [m.stride for m in strided] == [(2, 2)] * 3 and [m.out_channels for m in strided] == [32, 32, 32]
+    assert not any(".layer." in k or "cls_token" in k for k in model.state_dict())
+    frames = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
+    frames[0, 2:6, 2:6] = 255      # a white square in the top-left cell
+    frames[1, 26:30, 26:30] = 255  # the same square in the bottom-right cell
+    with torch.no_grad():
+        z = model.encode_frames(frames)
+    assert z.shape == (2, config.latent_dim) and not torch.allclose(z[0], z[1], atol=1e-3)
+    with pytest.raises(UserError, match="power of two"):
+        preset("tiny", image_size=36, patch_size=12, encoder="cnn")
+    with pytest.raises(UserError, match="choose vit or cnn"):
+        preset("tiny", encoder="resnet")
+
+
 def test_the_two_step_loss_feeds_the_first_predictions_back(make_model, make_frames):
     import torch.nn.functional as F
 
