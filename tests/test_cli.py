@@ -93,3 +93,16 @@ def test_export_defaults_to_the_bundled_model_and_never_replaces_its_files_unfor
     assert err == (f"lewm export: error: {BUNDLED_MODEL} already holds ONNX files; pass --force to export it again "
                    "(its ONNX files, int8 and fp16 copies included, are replaced)\n")
     assert {p.name: p.stat().st_mtime_ns for p in BUNDLED_MODEL.iterdir()} == before
+
+
+def test_train_set_takes_the_named_choices_of_text_fields():
+    """`--set stem=conv encoder=cnn` reach the config as text; an unknown choice is refused by the config, naming
+    the choices."""
+    from lewm.config import preset
+    from lewm_cli.commands.train import parse_overrides
+    from lewm_errors import UserError
+
+    assert parse_overrides(["stem=conv", "encoder=cnn", "patch_size=32"]) == {"stem": "conv", "encoder": "cnn",
+                                                                              "patch_size": 32}
+    with pytest.raises(UserError, match="choose vit or cnn"):
+        preset("tiny", **parse_overrides(["encoder=resnet"]))

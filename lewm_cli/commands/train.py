@@ -79,6 +79,8 @@ def parse_overrides(pairs):
             ok = type(value) is int and value >= 1
         elif kind == "float":
             ok = type(value) in (int, float) and math.isfinite(value) and 0 <= value < 1
+        elif kind == "str":
+            value, ok = text, True  # ModelConfig names the values it takes
         else:
             ok = isinstance(value, list) and all(type(v) in (int, float) and math.isfinite(v) for v in value)
         if not ok:
