@@ -355,7 +355,11 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
     eval_index = np.random.default_rng(12345).integers(0, len(sampler), 256)
     card = f"Checkpoint of a run trained with `lewm train` on {dataset_path}; see settings.json and log.jsonl.\n"
     start = time.perf_counter() - elapsed_before  # the time budget counts the whole run, across resumes
-    bar = tqdm(total=settings.steps, initial=step, desc="train", unit="step", disable=not ranks.is_main)
+    # a time-budgeted run's bar counts the budget's minutes (its step count is only a ceiling)
+    timed = settings.time_budget_minutes is not None and settings.schedule == "time"
+    bar = (tqdm(total=round(settings.time_budget_minutes, 1), initial=round(elapsed_before / 60, 1), desc="train",
+                unit="min", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} min{postfix}", disable=not ranks.is_main)
+           if timed else tqdm(total=settings.steps, initial=step, desc="train", unit="step", disable=not ranks.is_main))
     autocast = (torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if settings.precision == "bf16"
                 else contextlib.nullcontext())
     batches = BatchPrefetcher(sampler)
@@ -380,9 +384,10 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
             step += 1
-            bar.update(1)
-            bar.set_postfix(pred=f"{pred_loss.item():.4f}", sigreg=f"{reg.item():.2f}")
             elapsed = from_rank_zero(time.perf_counter() - start, device)  # one reading: log and checkpoint agree
+            bar.update(min(elapsed / 60, bar.total) - bar.n if timed else 1)
+            bar.set_postfix(**({"step": step} if timed else {}), pred=f"{pred_loss.item():.4f}",
+                            sigreg=f"{reg.item():.2f}")
             out_of_time = settings.time_budget_minutes is not None and elapsed > 60 * settings.time_budget_minutes
             if step % settings.checkpoint_every == 0 or step == settings.steps or out_of_time:
                 recalibrate_batchnorm(model, sampler, rng, settings.recalibration_batches, ranks=ranks)

@@ -83,6 +83,15 @@ def test_time_budget_counts_the_whole_run_across_resumes(dataset, tmp_path):
     assert second["step"] == 6 and second["wall_s"] >= first["wall_s"]
 
 
+def test_a_time_scheduled_run_shows_its_progress_in_minutes_of_the_budget(dataset, tmp_path, capsys):
+    """Its step count is only a ceiling (often 10^6): a bar of steps would show an ETA of hundreds of hours."""
+    settings = TrainSettings(steps=2, batch_size=4, warmup=1, checkpoint_every=2, time_budget_minutes=30,
+                             schedule="time")
+    train(dataset, tmp_path / "run", preset("tiny"), settings, log=lambda line: None)
+    bar = capsys.readouterr().err.splitlines()[-1]
+    assert "/30.0 min" in bar and "step=2" in bar and "/2 [" not in bar
+
+
 def test_init_fine_tunes_from_a_model_folder(dataset, tmp_path):
     import torch
 
