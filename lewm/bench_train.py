@@ -60,7 +60,7 @@ def main() -> None:
         for run in runs:
             start = time.perf_counter()
             with run["autocast"]:
-                loss, _, _ = lewm_loss(run["model"], run["frames"], run["blocks"])
+                loss = lewm_loss(run["model"], run["frames"], run["blocks"]).total
             run["optimizer"].zero_grad(set_to_none=True)
             loss.backward()
             run["optimizer"].step()

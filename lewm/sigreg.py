@@ -7,10 +7,13 @@ every rank draws alike from a generator seeded by the step.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lewm.decoder import PixelDecoder, decoder_loss
 from lewm.distributed import gather_batch
 from lewm.model import LeWM
 
@@ -41,9 +44,17 @@ def sigreg(z: Tensor, num_proj: int = 1024, knots: int = 17, t_max: float = 3.0,
     return ((err @ weights) * z.shape[-2]).mean()
 
 
+class Loss(NamedTuple):
+    total: Tensor
+    pred: Tensor
+    sigreg: Tensor
+    reconstruction: Tensor | None  # None without a decoder
+
+
 def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor, sigreg_weight: float = SIGREG_WEIGHT,
-              generator: torch.Generator | None = None, rollout_steps: int = 1) -> tuple[Tensor, Tensor, Tensor]:
-    """frames (B, T+1, H, W, 3) uint8 and raw action blocks (B, >=T, A), T <= history -> (total, pred, sigreg).
+              generator: torch.Generator | None = None, rollout_steps: int = 1, decoder: PixelDecoder | None = None,
+              reconstruction_weight: float = 0.0) -> Loss:
+    """frames (B, T+1, H, W, 3) uint8 and raw action blocks (B, >=T, A), T <= history -> the loss and its parts.
 
     rollout_steps 2 adds a second pass over the window [z_0, predicted z_1 .. z_{T-1}]: its outputs from position
     1 on predict z_2 .. z_T from predictions, as a rollout does, and pred is the mean of the two passes' errors
@@ -52,7 +63,11 @@ def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor, sigreg_weight:
     Action rows that are NaN (past an episode's end) become 0 after z-scoring, i.e. the mean action.
     In a process group, pred is this rank's mean (DDP averages the gradients over the ranks) and SIGReg is that
     of all ranks' embeddings together, so the averaged gradient is that of one process holding every rank's clips.
-    `generator` draws SIGReg's directions (give every rank the same one)."""
+    `generator` draws SIGReg's directions (give every rank the same one).
+
+    With a `decoder`, every frame is also painted back from its latent (decoder.decoder_loss, against the decoder's
+    background) and reconstruction_weight times that error joins the total: a pixel term that makes the latent
+    keep what the pixels show (the block's angle among it) where prediction and SIGReg alone leave it out."""
     b, n = frames.shape[:2]
     t = n - 1
     if not 1 <= t <= model.config.history:
@@ -66,19 +81,28 @@ def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor, sigreg_weight:
         fed_back = model.predict(torch.cat([emb[:, :1], pred[:, :t - 1]], dim=1), act_emb)
         pred_loss = (pred_loss + F.mse_loss(fed_back[:, 1:].float(), emb[:, 2:].float())) / 2
     reg = sigreg(gather_batch(emb).transpose(0, 1), generator=generator)
-    return pred_loss + sigreg_weight * reg, pred_loss, reg
+    total, reconstruction = pred_loss + sigreg_weight * reg, None
+    if decoder is not None:
+        painted = decoder(emb.flatten(0, 1).float(), clamp=False)
+        reconstruction, _ = decoder_loss(painted, frames.flatten(0, 1).float() / 255.0,
+                                         decoder.background.permute(1, 2, 0))
+        total = total + reconstruction_weight * reconstruction
+    return Loss(total, pred_loss, reg, reconstruction)
 
 
 class LeWMObjective(nn.Module):
     """lewm_loss as a module's forward, the form DistributedDataParallel wraps (it syncs the gradients of what
     its forward computes)."""
 
-    def __init__(self, model: LeWM, sigreg_weight: float = SIGREG_WEIGHT, rollout_steps: int = 1):
+    def __init__(self, model: LeWM, sigreg_weight: float = SIGREG_WEIGHT, rollout_steps: int = 1,
+                 decoder: PixelDecoder | None = None, reconstruction_weight: float = 0.0):
         super().__init__()
         self.model = model
+        self.decoder = decoder  # a submodule: DistributedDataParallel syncs its gradients too
         self.sigreg_weight = sigreg_weight
         self.rollout_steps = rollout_steps
+        self.reconstruction_weight = reconstruction_weight
 
-    def forward(self, frames: Tensor, action_blocks: Tensor,
-                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        return lewm_loss(self.model, frames, action_blocks, self.sigreg_weight, generator, self.rollout_steps)
+    def forward(self, frames: Tensor, action_blocks: Tensor, generator: torch.Generator | None = None) -> Loss:
+        return lewm_loss(self.model, frames, action_blocks, self.sigreg_weight, generator, self.rollout_steps,
+                         self.decoder, self.reconstruction_weight)

@@ -32,6 +32,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from lewm.checkpoint import load_model_folder, save_model_folder
+from lewm.decoder import DecoderConfig, PixelDecoder, has_decoder, load_decoder, save_decoder
+from lewm.decoder_train import background_frame
 from lewm.config import ModelConfig
 from lewm.distributed import (Ranks, array_fingerprint, from_rank_zero, is_lost_rank_error, mean_over_ranks,
                               require_same_on_all_ranks)
@@ -62,6 +64,9 @@ class TrainSettings:
     precision: str = "fp32"
     # 2 adds a second prediction pass that feeds the first pass's predictions back (sigreg.lewm_loss)
     rollout_steps: int = 1
+    # > 0: a pixel decoder trained with the model paints each frame back from its latent, this weight times its
+    # error in the loss (sigreg.lewm_loss); the checkpoint carries the decoder
+    reconstruction_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in ("steps", "time"):
@@ -72,6 +77,8 @@ class TrainSettings:
             raise UserError(f"rollout_steps must be 1 or 2, got {self.rollout_steps}")
         if self.schedule == "time" and not self.time_budget_minutes:
             raise UserError("the time schedule needs a time budget (time_budget_minutes)")
+        if not self.reconstruction_weight >= 0:
+            raise UserError(f"reconstruction_weight must be 0 or more, got {self.reconstruction_weight}")
 
 
 class ClipSampler:
@@ -247,10 +254,14 @@ def evaluate(model: LeWM, sampler: ClipSampler, index: np.ndarray) -> dict:
     return out
 
 
-def _save_checkpoint(run: Path, model: LeWM, optimizer, step: int, elapsed_s: float, card: str) -> None:
+def _save_checkpoint(run: Path, model: LeWM, decoder: PixelDecoder | None, optimizer, step: int, elapsed_s: float,
+                     card: str) -> None:
     tmp = run / "checkpoint.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     save_model_folder(model, model.config, tmp, card=card)
+    if decoder is not None:
+        save_decoder(decoder, tmp, facts={"trained": "with the model, its reconstruction term (lewm train "
+                                                    "--reconstruction-weight)"})
     torch.save({"optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed_s}, tmp / "trainer_state.pt")
     # Swap the complete new folder in: a kill at any moment leaves one whole checkpoint (a kill between the two
     # renames leaves it as checkpoint.old, which _recover_checkpoint puts back).
@@ -259,6 +270,21 @@ def _save_checkpoint(run: Path, model: LeWM, optimizer, step: int, elapsed_s: fl
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _reconstruction_decoder(model: LeWM, sampler: ClipSampler, settings: TrainSettings, source: Path | None,
+                            device: str) -> PixelDecoder | None:
+    """The decoder of the reconstruction term, or None without one: the one of `source` (the checkpoint resumed or
+    the folder fine-tuned) where it has one, else a new one whose background is the median of 2,048 training
+    frames (the same draw on every rank)."""
+    if settings.reconstruction_weight == 0:
+        return None
+    if source is not None and has_decoder(source):
+        return load_decoder(source, device=device).train()
+    decoder = PixelDecoder(DecoderConfig.for_model(model.config)).to(device)
+    frames, _ = sampler.batch(np.random.default_rng(settings.seed).integers(0, len(sampler), 512))
+    decoder.start_from(torch.from_numpy(background_frame(frames.flatten(0, 1).cpu().numpy())).to(device))
+    return decoder
 
 
 def _recover_checkpoint(run: Path) -> None:
@@ -333,7 +359,9 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
     # Seeded by (seed, step): a resumed run draws fresh batches, deterministically; every rank draws the same.
     rng = np.random.default_rng([settings.seed, step])
     model.train()
-    objective = LeWMObjective(model, settings.sigreg_weight, settings.rollout_steps)
+    decoder = _reconstruction_decoder(model, sampler, settings, run / "checkpoint" if resume else init, device)
+    objective = LeWMObjective(model, settings.sigreg_weight, settings.rollout_steps, decoder,
+                              settings.reconstruction_weight)
     if ranks.world_size > 1:
         use_global_batchnorm(model)
         # The BatchNorm buffers agree on every rank already (global statistics): no need to send them each step.
@@ -342,7 +370,7 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
                                   fused=device.startswith("cuda"))
     if resume:
         optimizer.load_state_dict(state["optimizer"])
@@ -378,10 +406,10 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
             frames, blocks = batches.next(index, index_next)
             directions = torch.Generator(device).manual_seed(settings.seed * 1_000_003 + step)
             with autocast:
-                loss, pred_loss, reg = objective(frames.to(device), blocks.to(device), directions)
+                loss, pred_loss, reg, reconstruction = objective(frames.to(device), blocks.to(device), directions)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            torch.nn.utils.clip_grad_norm_(objective.parameters(), settings.grad_clip)
             optimizer.step()
             step += 1
             elapsed = from_rank_zero(time.perf_counter() - start, device)  # one reading: log and checkpoint agree
@@ -393,9 +421,11 @@ def _train(run: Path, sampler: ClipSampler, config: ModelConfig, settings: Train
                 recalibrate_batchnorm(model, sampler, rng, settings.recalibration_batches, ranks=ranks)
                 total, pred = mean_over_ranks([loss.item(), pred_loss.item()], device)  # the global batch's
                 if ranks.is_main:
-                    _save_checkpoint(run, model, optimizer, step, elapsed, card)
+                    _save_checkpoint(run, model, decoder, optimizer, step, elapsed, card)
                     record = {"step": step, "wall_s": round(elapsed, 1), "loss": total, "pred": pred,
                               "sigreg": reg.item(), **evaluate(model, sampler, eval_index)}
+                    if reconstruction is not None:
+                        record["reconstruction"] = reconstruction.item()
                     log_file.write(json.dumps(record) + "\n")
                     log_file.flush()
                     log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))

@@ -39,6 +39,10 @@ def add_arguments(p):
                         "or AMX, and on GPUs); weights and the optimiser stay float32")
     p.add_argument("--rollout-steps", type=int, choices=(1, 2), default=1,
                    help="2 adds a two-step loss: the predictions are fed back once, as a planner's rollout does")
+    p.add_argument("--reconstruction-weight", type=Number(minimum=0), default=0.0, metavar="W",
+                   help="W > 0: a pixel decoder trained with the model paints every frame back from its latent, W "
+                        "times its error in the loss, so that the latent keeps what the pixels show; the "
+                        "checkpoint carries the decoder")
     p.add_argument("--threads", type=THREADS, default=None,
                    help="CPU threads per process (default: the cores shared out among this machine's processes)")
     p.add_argument("--nproc", type=Integer(1, 1024), default=1, metavar="N",
@@ -138,7 +142,8 @@ def run(args):
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                              seed=args.seed, checkpoint_every=args.checkpoint_every,
                              time_budget_minutes=args.time_budget, schedule=args.schedule,
-                             precision=args.precision, rollout_steps=args.rollout_steps)
+                             precision=args.precision, rollout_steps=args.rollout_steps,
+                             reconstruction_weight=args.reconstruction_weight)
     if args.sigreg_weight is not None:
         settings.sigreg_weight = args.sigreg_weight
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"

@@ -153,8 +153,8 @@ def test_the_two_step_loss_feeds_the_first_predictions_back(make_model, make_fra
     model = make_model(dropout=0.0).train()  # no dropout: both computations see the same network
     frames, blocks = make_frames(4, 4), torch.randn(4, 3, model.config.action_block_dim)
     generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    _, one, _ = lewm_loss(model, frames, blocks, generator=generator())
-    _, two, _ = lewm_loss(model, frames, blocks, generator=generator(), rollout_steps=2)
+    one = lewm_loss(model, frames, blocks, generator=generator()).pred
+    two = lewm_loss(model, frames, blocks, generator=generator(), rollout_steps=2).pred
     emb = model.encode(model.preprocess_frames(frames.flatten(0, 1))).view(4, 4, -1)
     act = model.embed_actions(model.normalise_actions(blocks))
     pred = model.predict(emb[:, :3], act)

@@ -92,6 +92,23 @@ def test_a_time_scheduled_run_shows_its_progress_in_minutes_of_the_budget(datase
     assert "/30.0 min" in bar and "step=2" in bar and "/2 [" not in bar
 
 
+def test_the_reconstruction_term_trains_a_decoder_with_the_model_and_the_checkpoint_carries_it(dataset, tmp_path):
+    from lewm.decoder import decoder_matches_encoder, load_decoder
+
+    run = tmp_path / "run"
+    settings = TrainSettings(steps=2, batch_size=4, warmup=1, checkpoint_every=2, lr=1e-2, reconstruction_weight=1.0)
+    checkpoint = train(dataset, run, preset("tiny"), settings, log=lambda line: None)
+    first = load_decoder(checkpoint)
+    assert decoder_matches_encoder(checkpoint) and first.head.weight.abs().sum() > 0  # it started at zero
+    assert np.isfinite(json.loads((run / "log.jsonl").read_text().splitlines()[-1])["reconstruction"])
+    settings.steps = 4
+    train(dataset, run, preset("tiny"), settings, resume=True, log=lambda line: None)
+    # the resumed run went on with the checkpoint's decoder: two more Adam steps of lr 1e-2 move a weight by at
+    # most about 2e-2, where a new decoder's random initialisation would differ by far more
+    change = (load_decoder(checkpoint).fc.weight - first.fc.weight).abs()
+    assert 0 < change.max() < 2.5e-2
+
+
 def test_init_fine_tunes_from_a_model_folder(dataset, tmp_path):
     import torch
 
