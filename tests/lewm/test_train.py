@@ -135,6 +135,21 @@ def test_train_command_refuses_init_with_resume(dataset, tmp_path):
                  "--steps", "2", "--batch-size", "4"]) == 2
 
 
+def test_train_command_resumes_with_the_checkpoint_sizes_not_the_default_preset(dataset, tmp_path, capsys):
+    """A run of the tiny preset at its 32 px, resumed with no --preset: the default preset's 64 px drew frames its
+    encoder could not take."""
+    from lewm_cli import main
+
+    run = tmp_path / "run"
+    common = ["train", "--data", str(dataset), "--run", str(run), "--batch-size", "4", "--warmup", "1",
+              "--checkpoint-every", "2"]
+    assert main(common + ["--preset", "tiny", "--steps", "2"]) == 0
+    assert main(common + ["--resume", "--steps", "4"]) == 0
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [2, 4]
+    assert main(common + ["--resume", "--steps", "6", "--set", "image_size=64"]) == 2
+    assert "drop --set" in capsys.readouterr().err
+
+
 def test_train_command_sets_the_sigreg_weight(dataset, tmp_path):
     from lewm_cli import main
 
