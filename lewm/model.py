@@ -161,8 +161,8 @@ class ViTEncoder(nn.Module):
 class ConvEncoder(nn.Module):
     """The "cnn" encoder: no transformer. log2(patch_size) stride-2 3x3 convolutions (widths 32, 64, ... up to
     enc_width) bring the frame to a grid of patch_size-pixel cells, which is flattened (so each cell keeps its place)
-    and projected to enc_width, then LayerNorm. A convolutional trunk learns the block's orientation from far fewer
-    frames than the ViT's CLS token does (BENCHMARKS.md, "Why the encoder is convolutional")."""
+    and projected to enc_width, then LayerNorm. It reads the agent sooner and forecasts better than the conv-stem ViT
+    at the same cost (BENCHMARKS.md, "Design runs: a convolutional encoder, SIGReg's weight ...")."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
