@@ -111,8 +111,10 @@ def _quantize(source: Path, destination: Path, exclude: list[str]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with quiet_logger():  # it advises a shape-inference pre-pass on every call; the dynamo graphs have shapes
+        # reduce_range: 7-bit weights. On x86 CPUs without VNNI (AVX2 only) ONNX Runtime's int8 products saturate
+        # with 8-bit weights: a tiny random model agreed with fp32 at cos 0.966 there, and above 0.99 with this.
         quantize_dynamic(str(source), str(destination), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude)
+                         reduce_range=True, op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude)
 
 
 def _weight_products(path: Path) -> list[str]:

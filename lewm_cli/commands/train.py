@@ -125,12 +125,14 @@ def run(args):
                         f"multiple of {processes}")
     if args.schedule == "time" and args.time_budget is None:
         raise UserError("--schedule time decays the learning rate over the time budget: give --time-budget MINUTES")
-    if args.resume and args.set:
-        raise UserError("--resume continues the run with its checkpoint's sizes: drop --set")
     # the model's sizes: the folder fine-tuned, the checkpoint continued (not --preset's), or the preset's
     if args.init or args.resume:
         resumed = checkpoint if checkpoint.exists() else checkpoint.with_name("checkpoint.old")  # a cut swap's
         config = ModelConfig.load(Path(args.init or resumed) / "config.json")
+        for key, value in parse_overrides(args.set).items():
+            if getattr(config, key) != value:
+                raise UserError(f"--resume continues the run with its checkpoint's sizes: --set {key}={value} differs "
+                                f"from its {key}={getattr(config, key)}; drop --set")
     else:
         config = preset(args.preset, **parse_overrides(args.set))
     if args.out and int(os.environ.get("RANK", 0)) == 0:

@@ -23,7 +23,7 @@ def test_a_few_adamw_steps_lower_the_loss(make_model, make_frames):
     losses = []
     for _ in range(8):
         torch.manual_seed(1)  # same SIGReg projections and dropout each step: a deterministic objective
-        total, pred_loss, reg = lewm_loss(model, frames, actions)
+        total, pred_loss, reg, _ = lewm_loss(model, frames, actions)
         optimiser.zero_grad()
         total.backward()
         optimiser.step()
@@ -44,9 +44,9 @@ def test_nan_actions_past_the_episode_end_count_as_the_mean_action(make_model, m
         torch.manual_seed(1)  # the same SIGReg projections for every call
         return lewm_loss(model, frames, a)
 
-    total, pred_loss, reg = loss(actions)
+    total, pred_loss, reg, _ = loss(actions)
     assert torch.isfinite(total)
-    mean_total, mean_pred, _ = loss(as_mean)
+    mean_total, mean_pred, _, _ = loss(as_mean)
     torch.testing.assert_close(pred_loss, mean_pred)
     torch.testing.assert_close(total, mean_total)
     assert not torch.isclose(pred_loss, loss(as_zero)[1])  # the raw zero action is not the mean (0.1, -0.2)

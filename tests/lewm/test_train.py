@@ -147,7 +147,8 @@ def test_train_command_resumes_with_the_checkpoint_sizes_not_the_default_preset(
     assert main(common + ["--resume", "--steps", "4"]) == 0
     assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [2, 4]
     assert main(common + ["--resume", "--steps", "6", "--set", "image_size=64"]) == 2
-    assert "drop --set" in capsys.readouterr().err
+    assert "--set image_size=64 differs from its image_size=32" in capsys.readouterr().err
+    assert main(common + ["--resume", "--steps", "6", "--set", "image_size=32"]) == 0  # the same sizes: taken
 
 
 def test_train_command_sets_the_sigreg_weight(dataset, tmp_path):
