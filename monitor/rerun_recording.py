@@ -6,6 +6,8 @@ timeline, `env_step`, is each episode's own step. Entities:
   scene/action                the action taken after it: an arrow from the agent to its target
   scene/plan/...              plan mode: the last CEM iteration's candidates and elites, the chosen path
   surprise/<stream>           1 - cos(predicted, seen) under the real, shuffled and zero actions
+  uncertainty/<part>          where the model serves one: its uncertainty about this frame's one-step forecast,
+                              the ensemble's disagreement and its noise (lewm.ensemble), and their sum
   forecast_error/<stream>/hH  the horizon-H forecast of this frame vs the frame, as each forecast arrives
   copy_last/hH                the copy-last baseline at horizon H
   horizon/<stream>            running mean forecast error per horizon (the window's middle panel), a bar chart
@@ -44,15 +46,17 @@ TIMELINE = "step"
 APPLICATION = "lewm-monitor"
 # What the replay recomputes and must find equal to the log before anything is taken from it.
 CHECKED = ("env_step", "episode_start", "dropped", "state", "action", "artifacts", "block_color", "surprise",
-           "forecast_error", "copy_last_error", "pca", "active_stream")
+           "forecast_error", "copy_last_error", "pca", "active_stream", "uncertainty")
+UNCERTAINTY_PARTS = ("disagreement", "noise")
 GREY = (170, 170, 170)
 SMALL = rr.components.Radius.ui_points(2.0)
 MARK = rr.components.Radius.ui_points(5.0)
 
 
 def blueprint() -> rrb.Blueprint:
-    """The monitor's window in Rerun: the scene at the top left, surprise across the top right, forecast error by
-    horizon and the PCA trace under it, the "what the model expects" strip and the events across the bottom."""
+    """The monitor's window in Rerun: the scene at the top left, surprise and under it the model's uncertainty across
+    the top right, forecast error by horizon and the PCA trace under them, the "what the model expects" strip and
+    the events across the bottom."""
     forecasts = rrb.Tabs(
         # one stream and the baseline: a bar chart view stacks the series it shows (the others are in horizon/)
         rrb.BarChartView(origin="horizon", contents=["horizon/real", "horizon/copy_last"],
@@ -66,8 +70,9 @@ def blueprint() -> rrb.Blueprint:
         rrb.Vertical(
             rrb.TimeSeriesView(origin="surprise", name="surprise: 1 - cos(predicted, seen)",
                                axis_y=rrb.ScalarAxis(range=(0.0, 1.0))),
+            rrb.TimeSeriesView(origin="uncertainty", name="uncertainty about the forecast (ensemble)"),
             rrb.Horizontal(forecasts, rrb.Spatial2DView(origin="pca", name="latent PCA"), column_shares=[420, 428]),
-            row_shares=[206, 206]),
+            row_shares=[130, 96, 206]),
         column_shares=[400, 856])
     bottom = rrb.Horizontal(
         rrb.Spatial2DView(origin="expects/lookahead", name="what the model expects (look-ahead, decoded)"),
@@ -115,6 +120,9 @@ class SessionRecorder:
         for h in range(1, self.horizon + 1):
             log(f"copy_last/h{h}", rr.SeriesPoints(colors=style.COPY_LAST, names=f"copy-last h={h}", marker_sizes=1),
                 static=True)
+        for name, colour in zip((*UNCERTAINTY_PARTS, "total"), ((150, 120, 200), (190, 170, 220), style.UNCERTAINTY)):
+            log(f"uncertainty/{name}", rr.SeriesLines(colors=colour, names=name, widths=2 if name == "total" else 1),
+                static=True)
         log("actions/x", rr.SeriesLines(colors=(200, 0, 120), names="action x"), static=True)
         log("actions/y", rr.SeriesLines(colors=(20, 150, 60), names="action y"), static=True)
         bank = self.app.bank
@@ -143,6 +151,11 @@ class SessionRecorder:
             value = (row.get("surprise") or [None] * 3)[k]
             if value is not None:
                 rec.log(f"surprise/{name}", rr.Scalars(value))
+        unsure = row.get("uncertainty")
+        if unsure is not None and None not in unsure:  # (None before the model has a history to forecast from)
+            for name, value in zip(UNCERTAINTY_PARTS, unsure):
+                rec.log(f"uncertainty/{name}", rr.Scalars(value))
+            rec.log("uncertainty/total", rr.Scalars(float(np.sum(unsure))))
         for k, name in enumerate(ACTION_STREAMS):
             for h, value in enumerate((row.get("forecast_error") or [[]] * 3)[k], start=1):
                 if value is not None:

@@ -13,6 +13,7 @@ TEXT = (30, 30, 40)
 DIM = (120, 120, 130)
 STREAM_COLORS = {"real": (31, 119, 180), "shuffled": (255, 127, 14), "zero": (44, 160, 44)}
 COPY_LAST = (90, 90, 90)
+UNCERTAINTY = (148, 60, 190)  # the model's uncertainty about its forecast (surprise panel, Rerun)
 BAND = (255, 225, 225)
 SPIKE = (214, 39, 40)
 SELECT = (255, 200, 0)

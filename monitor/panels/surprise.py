@@ -25,7 +25,6 @@ STEPS_PER_SECOND = 10  # PushT's control rate: env steps per second of simulated
 TICK_SECONDS = 5
 UNCERTAINTY_RANGE = (0.1, 100.0)  # the right y axis, log scale
 UNCERTAINTY_TICKS = (0.1, 1.0, 10.0, 100.0)
-UNCERTAINTY_COLOR = (148, 60, 190)
 UNCERTAINTY_ALPHA = 45  # of the area under the uncertainty curve
 
 
@@ -106,7 +105,7 @@ class SurprisePanel:
                            "topright")
             x = r.x
         if len(unsure) and np.isfinite(unsure[-1]):
-            style.text(surface, f"uncertainty now: {unsure[-1]:.2f}", (x - 12, inner.y - 18), 17, UNCERTAINTY_COLOR,
+            style.text(surface, f"uncertainty now: {unsure[-1]:.2f}", (x - 12, inner.y - 18), 17, style.UNCERTAINTY,
                        "topright")
 
     def _draw_uncertainty(self, surface: pygame.Surface, plot: pygame.Rect, xs: np.ndarray, unsure: np.ndarray
@@ -115,19 +114,19 @@ class SurprisePanel:
         readable through it), and its axis at the plot's right edge."""
         for v in UNCERTAINTY_TICKS:
             y = plot.bottom - plot.h * float(log_fraction(v, UNCERTAINTY_RANGE))
-            pygame.draw.line(surface, UNCERTAINTY_COLOR, (plot.right, y), (plot.right + 4, y))
-            style.text(surface, f"{v:g}", (plot.right + 6, y), 15, UNCERTAINTY_COLOR, "midleft")
-        pygame.draw.line(surface, UNCERTAINTY_COLOR, (plot.right, plot.y), (plot.right, plot.bottom))
+            pygame.draw.line(surface, style.UNCERTAINTY, (plot.right, y), (plot.right + 4, y))
+            style.text(surface, f"{v:g}", (plot.right + 6, y), 15, style.UNCERTAINTY, "midleft")
+        pygame.draw.line(surface, style.UNCERTAINTY, (plot.right, plot.y), (plot.right, plot.bottom))
         ys = plot.h * (1 - log_fraction(unsure, UNCERTAINTY_RANGE))  # in the plot's own coordinates
         area = pygame.Surface(plot.size, pygame.SRCALPHA)
         for i, j in _runs(np.isfinite(unsure)):
             points = np.column_stack([xs[i:j] - plot.x, ys[i:j]]).tolist()
             if len(points) == 1:
-                pygame.draw.circle(area, UNCERTAINTY_COLOR, points[0], 2)
+                pygame.draw.circle(area, style.UNCERTAINTY, points[0], 2)
                 continue
             outline = [(points[0][0], plot.h)] + points + [(points[-1][0], plot.h)]
-            pygame.draw.polygon(area, (*UNCERTAINTY_COLOR, UNCERTAINTY_ALPHA), outline)
-            pygame.draw.lines(area, UNCERTAINTY_COLOR, False, points, 1)
+            pygame.draw.polygon(area, (*style.UNCERTAINTY, UNCERTAINTY_ALPHA), outline)
+            pygame.draw.lines(area, style.UNCERTAINTY, False, points, 1)
         surface.blit(area, plot.topleft)
 
     @staticmethod

@@ -103,6 +103,11 @@ def test_the_recording_holds_the_session_logs_values_and_frames_at_their_steps(s
         logged = {r["seq"]: r["surprise"][k] for r in rows if r.get("surprise") and r["surprise"][k] is not None}
         assert len(logged) > 40
         assert scalars(data, f"/surprise/{name}") == logged, name
+    unsure = {r["seq"]: r["uncertainty"] for r in rows if r.get("uncertainty") and None not in r["uncertainty"]}
+    assert len(unsure) > 40  # the model serves its uncertainty: each part and their sum, at the step logged
+    assert scalars(data, "/uncertainty/disagreement") == {seq: u[0] for seq, u in unsure.items()}
+    assert scalars(data, "/uncertainty/noise") == {seq: u[1] for seq, u in unsure.items()}
+    assert scalars(data, "/uncertainty/total") == pytest.approx({seq: u[0] + u[1] for seq, u in unsure.items()})
     errors = {r["seq"]: r["forecast_error"][0][1] for r in rows if r.get("forecast_error")
               and r["forecast_error"][0][1] is not None}
     assert errors and scalars(data, "/forecast_error/real/h2") == errors
@@ -139,16 +144,18 @@ def test_the_recording_holds_the_session_logs_values_and_frames_at_their_steps(s
     assert data["/pca/path/now"]["Points2D:positions"]
 
 
-def test_a_log_the_replay_does_not_reproduce_is_refused(session, tmp_path, capsys):
+@pytest.mark.parametrize("key", ["surprise", "uncertainty"])
+def test_a_log_the_replay_does_not_reproduce_is_refused(session, tmp_path, capsys, key):
     pytest.importorskip("rerun", reason="the optional extra rerun-sdk: pip install -e '.[rerun]'")
     rows = read_log(session)
-    rows[30]["surprise"][0] += 0.25  # a number the model never computed
+    assert None not in rows[30][key]
+    rows[30][key][0] += 0.25  # a number the model never computed
     (session / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "x.rrd"
     capsys.readouterr()
     assert lewm(["rerun", str(session), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("lewm rerun: error: ") and "step 30 (surprise)" in err
+    assert err.startswith("lewm rerun: error: ") and f"step 30 ({key})" in err
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 
@@ -168,7 +175,7 @@ def test_the_live_stream_logs_what_the_file_holds(make_app, tiny_model, referenc
     live.disconnect()  # the file is finished (its footer written)
     assert lewm(["rerun", str(session), "--out", str(tmp_path / "file.rrd")]) == 0
     a, b = read_rrd(tmp_path / "live.rrd"), read_rrd(tmp_path / "file.rrd")
-    for entity in ("/surprise/real", "/surprise/zero", "/forecast_error/shuffled/h3", "/copy_last/h1", "/events",
+    for entity in ("/surprise/real", "/surprise/zero", "/uncertainty/total", "/forecast_error/shuffled/h3", "/copy_last/h1", "/events",
                    "/scene/frame", "/expects/lookahead", "/horizon/real"):
         assert a[entity] == b[entity], entity
 
