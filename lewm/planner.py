@@ -29,7 +29,11 @@ The other solvers share the sampler's space, the budget (samples x iterations) a
 Uncertainty. Where the model serves uncertainty(z, action_blocks) (lewm/ensemble.py: an ensemble's disagreement plus
 its expected error, in squared latent distance, the cost's unit) and uncertainty_weight W > 0, a candidate's cost
 gains W x the sum over its blocks of the uncertainty of each predicted step (from the latent before the block, under
-the block): plans through states where the model's forecast is unreliable cost more, as in TD-MPC2.
+the block): plans through states where the model's forecast is unreliable cost more, as in TD-MPC2. The penalty
+takes the whole uncertainty ("total"), or the disagreement alone ("disagreement": what the model does not know, and
+more data would teach it). The difference matters on PushT: the expected error (noise) is highest exactly where the
+agent pushes the block, so a penalty on the total steers plans away from the contact the task needs, while the
+members disagree most where the data were thin.
 
 A rollout batches every candidate: one predictor call per horizon step per iteration, or, where the model has a
 fused rollout for this context length and horizon (`fits_rollout`: the torch model always, the ONNX engine for the
@@ -48,6 +52,7 @@ from lewm_errors import UserError
 
 
 SOLVERS = ("cem", "icem", "mppi")
+PENALTIES = {"total": "u", "disagreement": "d"}  # what the uncertainty penalty weighs, and its letter in a label
 
 
 @dataclass
@@ -61,6 +66,7 @@ class PlannerSettings:
     receding_horizon: int = 5  # model steps executed before re-planning
     context: int = 1  # real frames given to the predictor (stable-worldmodel's history_len: 1)
     uncertainty_weight: float = 0.0  # W: cost += W x summed uncertainty of the forecast's steps
+    penalty: str = "total"  # the part of the uncertainty weighed: "total" or "disagreement"
     noise_beta: float = 2.0  # iCEM: exponent of the coloured noise's power spectrum along the horizon
     keep_elites: float = 0.3  # iCEM: share of the elites carried into the next iteration
     momentum: float = 0.1  # iCEM: weight of the previous mean in the update
@@ -69,6 +75,8 @@ class PlannerSettings:
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
             raise UserError(f"unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
+        if self.penalty not in PENALTIES:
+            raise UserError(f"unknown uncertainty penalty {self.penalty!r}; choose one of {', '.join(PENALTIES)}")
         if not self.uncertainty_weight >= 0:
             raise UserError(f"the uncertainty weight must be zero or positive, got {self.uncertainty_weight}")
         if not (0 <= self.keep_elites <= 1 and 0 <= self.momentum < 1 and self.temperature > 0):
@@ -90,8 +98,10 @@ class PlannerSettings:
 
     @property
     def label(self) -> str:
-        """The solver and its uncertainty weight, as plan.json names a planner: "cem", "icem+u0.5"."""
-        return self.solver + (f"+u{self.uncertainty_weight:g}" if self.uncertainty_weight else "")
+        """The solver and its uncertainty weight, as plan.json names a planner: "cem", "icem+u0.5" (the total
+        uncertainty weighed), "cem+d2" (the disagreement alone)."""
+        letter = PENALTIES[self.penalty]
+        return self.solver + (f"+{letter}{self.uncertainty_weight:g}" if self.uncertainty_weight else "")
 
 
 @dataclass
@@ -220,13 +230,17 @@ class LatentPlanner:
         return np.clip(raw, self.action_low, self.action_high).astype(np.float32)
 
     def step_uncertainty(self, z_context: np.ndarray, future: np.ndarray, raw_blocks: np.ndarray) -> np.ndarray:
-        """(S, H): the model's uncertainty about each forecast step, from the latent before it (the newest context
-        latent, then the forecasts) under its block; future (S, H, D) from rollout()."""
+        """(S, H, 2): the model's uncertainty about each forecast step (disagreement, noise), from the latent before
+        it (the newest context latent, then the forecasts) under its block; future (S, H, D) from rollout()."""
         s, horizon, d = future.shape
         before = np.concatenate([np.broadcast_to(np.asarray(z_context, np.float32)[-1], (s, 1, d)),
                                  future[:, :-1]], axis=1)
         parts = self.model.uncertainty(before.reshape(s * horizon, d), raw_blocks.reshape(s * horizon, -1))
-        return parts.astype(np.float64).sum(-1).reshape(s, horizon)
+        return parts.astype(np.float64).reshape(s, horizon, -1)
+
+    def penalised(self, parts: np.ndarray) -> np.ndarray:
+        """The part of step_uncertainty's (..., 2) that the penalty weighs."""
+        return parts[..., 0] if self.settings.penalty == "disagreement" else parts.sum(-1)
 
     def rollout(self, z_context: np.ndarray, past_blocks: np.ndarray, raw_blocks: np.ndarray) -> np.ndarray:
         """The predicted embeddings (S, H, D) after each block of each candidate.
@@ -266,14 +280,14 @@ class LatentPlanner:
             distance = ((future[:, -1].astype(np.float64) - goal) ** 2).sum(-1)
             if not self.serves_uncertainty:
                 return distance
-            uncertainty = self.step_uncertainty(z_context, future, raw).sum(1)
-            return distance + weight * uncertainty, uncertainty
+            parts = self.step_uncertainty(z_context, future, raw)
+            return distance + weight * self.penalised(parts).sum(1), parts.sum((1, 2))
 
         result = minimise(cost, (self.settings.horizon, self.block_dim), self.settings, rng, on_iteration)
         blocks = self.to_raw(result.mean)
         future = self.rollout(z_context, past_blocks, blocks[None])
         end = future[0, -1]
-        steps = self.step_uncertainty(z_context, future, blocks[None])[0] if self.serves_uncertainty else None
+        steps = self.step_uncertainty(z_context, future, blocks[None])[0].sum(-1) if self.serves_uncertainty else None
         return Plan(blocks=blocks, end_latent=end, cost=float(((end.astype(np.float64) - goal) ** 2).sum()),
                     elite_cost=result.elite_cost, best_cost=result.best_cost, seconds=time.perf_counter() - t0,
                     step_uncertainty=steps)

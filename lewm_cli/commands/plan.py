@@ -6,7 +6,8 @@ MPPI, official CEM settings by default, with --uncertainty-weight W the cost pen
 its forecast) and three baselines on the same trials (random actions, doing nothing, and the expert's own recorded
 actions, the protocol's upper bound) try to bring the agent and block within 20 units and the angle within pi/9 of
 the goal. Several planners are compared on the same trials with a list: `--solver cem,icem,mppi
---uncertainty-weight 0.5`, or each with its own weight, `--solver cem,cem+u0.5,mppi+u0.5`. Writes OUT/plan.json
+--uncertainty-weight 0.5`, or each with its own weight, `--solver cem,cem+u0.5,mppi+u0.5`; +dW weighs the ensemble's
+disagreement alone (what the model does not know) instead of its total uncertainty, `--solver cem,cem+d2`. Writes OUT/plan.json
 (success rates with 95% intervals; per planner: plan times, forecast against realised end costs, uncertainty;
 per-trial outcomes, settings, versions) and OUT/plan.png."""
 from __future__ import annotations
@@ -42,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=COUNT, default=BUDGET, help="env steps each method gets to reach the goal")
     p.add_argument("--solver", default=d.solver,
                    help="planner(s), comma-separated: cem, icem or mppi, each optionally with its own uncertainty "
-                        "weight as +uW (cem+u0.5)")
+                        "weight as +uW on the total uncertainty (cem+u0.5) or +dW on the ensemble's disagreement "
+                        "alone (cem+d2)")
     p.add_argument("--uncertainty-weight", type=Number(minimum=0), default=d.uncertainty_weight, metavar="W",
                    help="weight of the model's uncertainty about the forecast in the cost, for solvers without +uW "
                         "(needs an ensemble: `lewm train-ensemble`)")
@@ -114,18 +116,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_planners(solvers: str, weight: float, common: dict) -> list:
-    """--solver's list ("cem,icem+u0.5") -> PlannerSettings, each with its +uW weight or --uncertainty-weight."""
-    from lewm.planner import PlannerSettings
+    """--solver's list ("cem,icem+u0.5,cem+d2") -> PlannerSettings, each with its own weight (+uW: on the total
+    uncertainty, +dW: on the disagreement alone) or --uncertainty-weight (on the total)."""
+    from lewm.planner import PENALTIES, PlannerSettings
     from lewm_errors import UserError
 
     planners = []
     for name in (part.strip() for part in solvers.split(",") if part.strip()):
-        solver, _, own = name.partition("+u")
+        solver, sign, rest = name.partition("+")
+        letter, own = rest[:1], rest[1:]
+        penalty = {v: k for k, v in PENALTIES.items()}.get(letter)
+        if sign and penalty is None:
+            raise UserError(f"--solver {name!r}: after + comes u (the total uncertainty) or d (the disagreement "
+                            f"alone) and a weight, e.g. cem+u0.5 or cem+d2")
         try:
             w = float(own) if own else weight
         except ValueError:
-            raise UserError(f"--solver {name!r}: the weight after +u must be a number (e.g. cem+u0.5)") from None
-        planners.append(PlannerSettings(solver=solver, uncertainty_weight=w, **common))
+            raise UserError(f"--solver {name!r}: the weight after +{letter} must be a number (e.g. cem+{letter}0.5)"
+                            ) from None
+        planners.append(PlannerSettings(solver=solver, uncertainty_weight=w, penalty=penalty or "total", **common))
     if not planners:
         raise UserError("--solver names no planner; give one of cem, icem, mppi")
     return planners

@@ -57,14 +57,16 @@ def test_several_solvers_with_the_uncertainty_penalty_share_the_trials(tmp_path)
     export_model_folder(folder)
     out = tmp_path / "plan"
     assert main(["plan", "--model", str(folder), "--out", str(out), "--episodes", "2", "--samples", "16",
-                 "--iterations", "2", "--elites", "4", "--solver", "cem,icem,mppi+u2", "--uncertainty-weight",
+                 "--iterations", "2", "--elites", "4", "--solver", "cem,icem+d1,mppi+u2", "--uncertainty-weight",
                  "0.5"]) == 0
     report = json.loads((out / "plan.json").read_text())
-    labels = ["cem+u0.5", "icem+u0.5", "mppi+u2"]
+    labels = ["cem+u0.5", "icem+d1", "mppi+u2"]
     assert list(report["success"]) == labels + ["random", "do-nothing", "expert"]
-    for label, solver, weight in zip(labels, ("cem", "icem", "mppi"), (0.5, 0.5, 2.0)):
+    for label, solver, weight, penalty in zip(labels, ("cem", "icem", "mppi"), (0.5, 1.0, 2.0),
+                                              ("total", "disagreement", "total")):
         figures = report["planners"][label]
         assert figures["settings"]["solver"] == solver and figures["settings"]["uncertainty_weight"] == weight
+        assert figures["settings"]["penalty"] == penalty
         assert figures["plan_time_s"]["p50"] > 0 and figures["uncertainty"]["plans"] == figures["plan_time_s"]["plans"]
         assert figures["end_cost"]["realised_over_predicted_median"] > 0
     assert [row["trial"] for row in report["trials"]] == [0, 1]
@@ -76,6 +78,9 @@ def test_an_uncertainty_weight_without_an_ensemble_is_one_line(tiny_folder, tmp_
     assert "lewm train-ensemble" in err and err.count("\n") == 1
     assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--solver", "cem+uX"]) == 2
     assert "+u must be a number" in capsys.readouterr().err
+    assert main(["plan", "--model", str(tiny_folder), "--out", str(tmp_path), "--solver", "cem+x1"]) == 2
+    err = capsys.readouterr().err
+    assert "u (the total uncertainty) or d (the disagreement alone)" in err and err.count("\n") == 1
 
 
 def test_lewm_plan_rejects_a_context_longer_than_the_history(tiny_folder, tmp_path, capsys):

@@ -237,6 +237,33 @@ def test_the_uncertainty_penalty_steers_plans_to_where_the_model_is_sure(make_mo
     assert unsure[100.0] < 0.5 * unsure[0.0]
 
 
+def test_a_disagreement_penalty_ignores_the_noise_the_total_penalty_avoids(make_model):
+    from lewm.ensemble import EnsembleConfig, LatentEnsemble, TorchEnsemble
+
+    torch.manual_seed(5)
+    core = make_model()
+    ensemble = LatentEnsemble(EnsembleConfig.for_model(core.config, members=3, hidden=16))
+    with torch.no_grad():  # identical members (no disagreement) whose expected error depends on the action
+        ensemble.w0[:, -10:].mul_(30.0)
+        for p in ensemble.parameters():
+            p.copy_(p[:1].expand_as(p))
+    model = TorchBackend(core, ensemble=TorchEnsemble(ensemble))
+    d, rng = model.latent_dim, np.random.default_rng(3)
+    z, goal = rng.standard_normal((1, d)).astype(np.float32), rng.standard_normal(d)
+
+    def plan(**penalty):
+        settings = PlannerSettings(samples=64, iterations=6, elites=8, **penalty)
+        return LatentPlanner(model, settings).plan(z, np.zeros((0, 10)), goal, np.random.default_rng(0))
+
+    plain = plan()
+    assert np.array_equal(plan(uncertainty_weight=100.0, penalty="disagreement").blocks, plain.blocks)
+    total = plan(uncertainty_weight=100.0, penalty="total")
+    assert total.step_uncertainty.sum() < 0.5 * plain.step_uncertainty.sum()
+    assert PlannerSettings(uncertainty_weight=2, penalty="disagreement").label == "cem+d2"
+    with pytest.raises(UserError, match="penalty"):
+        PlannerSettings(penalty="variance")
+
+
 def test_an_uncertainty_weight_needs_a_model_that_serves_uncertainty(make_model):
     with pytest.raises(UserError, match="lewm train-ensemble"):
         LatentPlanner(TorchBackend(make_model()), PlannerSettings(uncertainty_weight=1.0))
