@@ -18,6 +18,8 @@ import argparse
 
 import numpy as np
 
+from lewm.planner import PENALTIES, SOLVERS
+
 METHODS = ("expert", "first-iteration", "planner")
 
 
@@ -72,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=10, help="trials of `lewm plan`'s protocol (default: 10)")
     p.add_argument("--episode-seed", type=int, default=1_000_000, help="first held-out expert episode's seed")
     p.add_argument("--seed", type=int, default=42, help="draws the trials' start steps, as `lewm plan --seed`")
-    p.add_argument("--solver", default="cem", help="cem, icem or mppi (official settings)")
+    p.add_argument("--solver", choices=SOLVERS, default="cem", help="the planner (official settings)")
     p.add_argument("--uncertainty-weight", type=float, default=0.0, help="the planner's penalty (needs an ensemble)")
-    p.add_argument("--penalty", choices=("total", "disagreement"), default="total",
+    p.add_argument("--penalty", choices=tuple(PENALTIES), default="total",
                    help="the part of the uncertainty the penalty weighs (lewm.planner)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     args = p.parse_args(argv)
