@@ -2,7 +2,7 @@
 in [0, 1], and the same frames rounded to uint8), checked against torch like the encoder and predictor; and its
 int8 / fp16 copies.
 
-The graph wraps PixelDecoder.forward exactly and rounds its frames in the graph as lewm.decoder_pixels.to_uint8
+The graph wraps PixelDecoder.forward exactly and rounds its frames in the graph as lewm.decoder.pixels.to_uint8
 does (the engine serves those: rounding in numpy afterwards cost about a tenth of decoding a model step's
 look-ahead). The verification and the
 reduced-precision agreement are recorded in config.json's "decoder" section, under "onnx" (a retrained decoder
@@ -22,7 +22,7 @@ import torch
 from export.files import DECODER_INPUTS, DECODER_OUTPUTS, decoder_onnx_file, quiet_logger, sha256_file
 from lewm.checkpoint import CONFIG
 from lewm.config import ModelConfig
-from lewm.decoder import DECODER_KEY, DECODER_WEIGHTS, PixelDecoder, load_decoder
+from lewm.decoder.model import DECODER_KEY, DECODER_WEIGHTS, PixelDecoder, load_decoder
 
 TOLERANCE = 1e-4
 EXAMPLE_BATCH = 2  # not 1: an example batch of 1 lets the exporter specialise the batch dimension
@@ -99,7 +99,7 @@ def _max_diff(decoder: PixelDecoder, path: Path, batch: int, seed: int = 0) -> f
     float frames rounded by to_uint8."""
     import onnxruntime as ort
 
-    from lewm.decoder_pixels import to_uint8
+    from lewm.decoder.pixels import to_uint8
 
     z = np.random.default_rng([seed, batch]).standard_normal((batch, decoder.config.latent_dim)).astype(np.float32)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -161,7 +161,7 @@ def _rounding_nodes(graph) -> list[str]:
 def _agreement(folder: Path, source: Path, target: Path) -> dict[str, Any]:
     import onnxruntime as ort
 
-    from lewm.decoder_pixels import psnr
+    from lewm.decoder.pixels import psnr
 
     config = ModelConfig.load(folder / CONFIG)
     z = np.random.default_rng(CHECK_SEED).standard_normal((CHECK_LATENTS, config.latent_dim)).astype(np.float32)

@@ -180,7 +180,7 @@ class OnnxEngine:
 
     def uncertainty(self, z: np.ndarray, action_blocks: np.ndarray) -> np.ndarray:
         """(N, D) latents and (N, A) raw action blocks -> (N, 2): the disagreement and noise of the ensemble's
-        forecast of the step from each latent under its block (lewm.ensemble.UNCERTAINTY_PARTS)."""
+        forecast of the step from each latent under its block (lewm.ensemble.model.UNCERTAINTY_PARTS)."""
         if self._ensemble is None:
             raise UserError(f"this model folder has no uncertainty ensemble (ensemble.onnx); train one with "
                             f"`lewm train-ensemble --model {self.folder or 'DIR'} --data DATA.h5`")

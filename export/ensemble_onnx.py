@@ -1,5 +1,5 @@
 """A model folder's uncertainty ensemble -> ensemble.onnx: latents z (N, latent_dim) and raw action blocks
-(N, block_dim) -> uncertainty (N, 2), its disagreement and noise parts (lewm/ensemble.py), checked against torch.
+(N, block_dim) -> uncertainty (N, 2), its disagreement and noise parts (lewm/ensemble/model.py), checked against torch.
 
 The graph keeps no copy of the weights: its initialisers are ONNX external data at the byte offsets where
 ensemble.safetensors holds the same tensors (safetensors stores each tensor's little-endian bytes contiguously after
@@ -20,7 +20,7 @@ import torch
 from export.files import ENSEMBLE_INPUTS, ENSEMBLE_OUTPUTS, ensemble_onnx_file
 from lewm.checkpoint import CONFIG
 from lewm.config import ModelConfig
-from lewm.ensemble import ENSEMBLE_KEY, ENSEMBLE_WEIGHTS, LatentEnsemble, load_ensemble
+from lewm.ensemble.model import ENSEMBLE_KEY, ENSEMBLE_WEIGHTS, LatentEnsemble, load_ensemble
 
 TOLERANCE = 1e-4  # relative to the largest value compared
 CHECK_BATCHES = (1, 7)

@@ -30,10 +30,10 @@ from export.ensemble_onnx import export_ensemble
 from export.shared_weights import share_weights
 from lewm.checkpoint import CONFIG, WEIGHTS, load_model_folder, save_model_folder
 from lewm.config import PUSHT_ACTION_MEAN, PUSHT_ACTION_STD, ModelConfig, preset
-from lewm.decoder import has_decoder
-from lewm.ensemble import has_ensemble
+from lewm.decoder.model import has_decoder
+from lewm.ensemble.model import has_ensemble
 from lewm.model import LeWM
-from lewm.planner import PlannerSettings
+from lewm.planning.planner import PlannerSettings
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def make_random_model_folder(preset_name: str, out: str | Path, seed: int = 0, e
             "and export parity checks only. It has learned nothing.\n")
     folder = save_model_folder(model.eval(), config, out, card=card)
     if ensemble:
-        from lewm.ensemble import EnsembleConfig, LatentEnsemble, save_ensemble
+        from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, save_ensemble
 
         save_ensemble(LatentEnsemble(EnsembleConfig.for_model(config, members=3, hidden=16)), folder,
                       {"trained": "random weights"})

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lewm.decoder import PixelDecoder, decoder_loss
-from lewm.distributed import gather_batch
+from lewm.decoder.model import PixelDecoder, decoder_loss
+from lewm.training.distributed import gather_batch
 from lewm.model import LeWM
 
 SIGREG_WEIGHT = 0.09

@@ -81,7 +81,7 @@ class StreamRecord:
     lookahead: np.ndarray | None = None  # (F, D) forecasts of the next F model steps (active stream)
     lookahead_pca: np.ndarray | None = None  # (F, 2)
     forecast_z: np.ndarray | None = None  # (3, H, D) forecasts checked at this frame, NaN where none (keep_forecasts)
-    # (2,) the model's uncertainty (disagreement, noise: lewm.ensemble) about the one-step forecast of this frame
+    # (2,) the model's uncertainty (disagreement, noise: lewm.ensemble.model) about the one-step forecast of this frame
     # under the real actions, the forecast that surprise[0] scores; known before the frame is seen; NaN before there
     # is a forecast; None where the model serves no uncertainty
     uncertainty: np.ndarray | None = None

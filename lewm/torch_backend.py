@@ -2,7 +2,7 @@
 
 It calls LeWM.encode_frames / LeWM.predict_next (and LeWM.rollout), the same methods the ONNX export wraps,
 so both backends run one computation; where the model folder has a pixel decoder, decode runs it in torch. Where the model folder has an uncertainty
-ensemble (lewm/ensemble.py), it also serves uncertainty(z, action_blocks) (UNCERTAINTY), as the engine does.
+ensemble (lewm/ensemble/model.py), it also serves uncertainty(z, action_blocks) (UNCERTAINTY), as the engine does.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class TorchBackend:
     precision = "fp32"
 
     def __init__(self, model: LeWM, folder: Path | None = None, decoder=None, ensemble=None):
-        """decoder: a lewm.decoder.TorchDecoder for decode; ensemble: a lewm.ensemble.TorchEnsemble for uncertainty
+        """decoder: a lewm.decoder.model.TorchDecoder for decode; ensemble: a lewm.ensemble.model.TorchEnsemble for uncertainty
         (None: the model has none)."""
         self.model = model.eval()
         self.folder = folder
@@ -38,9 +38,9 @@ class TorchBackend:
 
     @classmethod
     def from_folder(cls, path: str | Path, device: str = "cpu") -> TorchBackend:
-        from lewm.decoder import TorchDecoder, has_decoder
+        from lewm.decoder.model import TorchDecoder, has_decoder
 
-        from lewm.ensemble import TorchEnsemble, has_ensemble, load_ensemble
+        from lewm.ensemble.model import TorchEnsemble, has_ensemble, load_ensemble
 
         decoder = TorchDecoder.from_folder(path) if has_decoder(path) else None
         ensemble = TorchEnsemble(load_ensemble(path)) if has_ensemble(path) else None
@@ -83,7 +83,7 @@ class TorchBackend:
 
     def uncertainty(self, z: np.ndarray, action_blocks: np.ndarray) -> np.ndarray:
         """(N, D) latents and (N, A) raw action blocks -> (N, 2): the disagreement and noise of the ensemble's
-        forecast of the step (lewm.ensemble.UNCERTAINTY_PARTS; UNCERTAINTY)."""
+        forecast of the step (lewm.ensemble.model.UNCERTAINTY_PARTS; UNCERTAINTY)."""
         if self._ensemble is None:
             raise ValueError("this model has no uncertainty ensemble (UNCERTAINTY is not in its capabilities)")
         return self._ensemble.uncertainty(z, action_blocks)

@@ -70,7 +70,7 @@ class Options:
     session: bool = True  # write a session folder
     video: bool = True  # headless: record the video
     meta: dict = field(default_factory=dict)
-    plan: object = None  # plan mode's lewm.planner.PlannerSettings (default: the official ones)
+    plan: object = None  # plan mode's lewm.planning.planner.PlannerSettings (default: the official ones)
 
 
 def has_display() -> bool:

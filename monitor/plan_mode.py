@@ -1,5 +1,5 @@
 """The plan mode: the model drives the agent by receding-horizon planning (CEM, iCEM or MPPI, with the uncertainty
-penalty where set) toward a goal frame (lewm.planner, the same code as `lewm plan`), planning in a thread of its own
+penalty where set) toward a goal frame (lewm.planning.planner, the same code as `lewm plan`), planning in a thread of its own
 so the window never waits on it.
 
 Each env step the app asks decide(view) for the action. At a plan boundary (every receding_horizon model steps) a
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lewm.planner import PlannerSettings, Iteration, LatentPlanner, Plan, RecedingHorizon, agent_paths
+from lewm.planning.planner import PlannerSettings, Iteration, LatentPlanner, Plan, RecedingHorizon, agent_paths
 from scenes.pusht import ACTION_SCALE, GOAL_POSE, WORLD_SIZE
 from scenes.render import draw_state
 

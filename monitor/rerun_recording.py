@@ -7,7 +7,7 @@ timeline, `env_step`, is each episode's own step. Entities:
   scene/plan/...              plan mode: the last CEM iteration's candidates and elites, the chosen path
   surprise/<stream>           1 - cos(predicted, seen) under the real, shuffled and zero actions
   uncertainty/<part>          where the model serves one: its uncertainty about this frame's one-step forecast,
-                              the ensemble's disagreement and its noise (lewm.ensemble), and their sum
+                              the ensemble's disagreement and its noise (lewm.ensemble.model), and their sum
   forecast_error/<stream>/hH  the horizon-H forecast of this frame vs the frame, as each forecast arrives
   copy_last/hH                the copy-last baseline at horizon H
   horizon/<stream>            running mean forecast error per horizon (the window's middle panel), a bar chart

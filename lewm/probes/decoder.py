@@ -3,7 +3,7 @@
 Reconstruction: decode(encode(frame)) against the frame (PSNR, SSIM) on held-out episodes. Imagination: the
 horizon h forecasts of lewm.stream.LatentStream (real actions, from the real context) decoded and compared with
 the frames they forecast: PSNR, and the agent's and block's positions read from the picture by colour
-(lewm/decoder_pixels.py) against the true state. Baselines per horizon: the reconstruction of the true future frame
+(lewm/decoder/pixels.py) against the true state. Baselines per horizon: the reconstruction of the true future frame
 (the decoder's own floor), and "still" (the start frame's state taken as the forecast: how far things moved).
 
 Every horizon is scored on the same true frames: those that a forecast reaches at every h = 1..horizon from a full
@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lewm.model_interface import DECODE
-from lewm.decoder_pixels import position_errors, psnr, read_positions, ssim, state_positions
+from lewm.decoder.pixels import position_errors, psnr, read_positions, ssim, state_positions
 from lewm.probes.common import episode_resamples, nan_stat, new_figure, save_figure, shuffle_banks, write_json
 
 MAX_HORIZON = 10

@@ -1,4 +1,4 @@
-"""Is the model's uncertainty high where the model is wrong? Three tests of the uncertainty it serves (lewm/ensemble.py:
+"""Is the model's uncertainty high where the model is wrong? Three tests of the uncertainty it serves (lewm/ensemble/model.py:
 an ensemble's disagreement plus its expected error, about the one-step forecast of each frame; lewm.stream records it
 beside surprise, so these are the numbers the monitor shows).
 

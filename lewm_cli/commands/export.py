@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         fp16_available(raise_if_not=True)  # before spending time on the export
     from export.decoder_onnx import reduce_decoder
     from export.onnx_export import ParityError, export_model_folder, make_random_model_folder
-    from lewm.decoder import has_decoder
+    from lewm.decoder.model import has_decoder
 
     folder = args.model
     if args.random_weights:

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"{DEFAULT_SCENE}; a replay: the session's)")
     p.add_argument("--seed", type=SEED, default=None, help="episode seed (default: the scene's)")
     p.add_argument("--solver", choices=("cem", "icem", "mppi"), default="cem",
-                   help="plan mode's solver (lewm.planner, as `lewm plan --solver`)")
+                   help="plan mode's solver (lewm.planning.planner, as `lewm plan --solver`)")
     p.add_argument("--uncertainty-weight", type=Number(minimum=0), default=0.0, metavar="W",
                    help="plan mode: weight of the model's uncertainty about the forecast in the plan's cost (needs an "
                         "ensemble: `lewm train-ensemble`)")
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     engine = load_engine(args.model, args.provider, args.precision)
     from lewm.model_interface import UNCERTAINTY
-    from lewm.planner import PlannerSettings
+    from lewm.planning.planner import PlannerSettings
     from monitor.app import MonitorApp, Options, init_pygame, run_app
     from monitor.reference import load_or_build
 

@@ -21,8 +21,8 @@ HELP = "evaluate goal-reaching by planning (CEM, iCEM, MPPI) on PushT (success r
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from lewm.planner import PlannerSettings
-    from lewm.planning_eval import BUDGET, GOAL_OFFSET
+    from lewm.planning.planner import PlannerSettings
+    from lewm.planning.evaluation import BUDGET, GOAL_OFFSET
 
     d = PlannerSettings()
     p.add_argument("--model", type=MODEL, default=BUNDLED_MODEL,
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from lewm.planning_eval import evaluate, make_trials, plot, summarise, versions
+    from lewm.planning.evaluation import evaluate, make_trials, plot, summarise, versions
     from export.backends import load_backend
     from lewm.probes.common import jsonable, write_json
     from lewm.model_interface import UNCERTAINTY
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 def parse_planners(solvers: str, weight: float, common: dict) -> list:
     """--solver's list ("cem,icem+u0.5,cem+d2") -> PlannerSettings, each with its own weight (+uW: on the total
     uncertainty, +dW: on the disagreement alone) or --uncertainty-weight (on the total)."""
-    from lewm.planner import PENALTIES, PlannerSettings
+    from lewm.planning.planner import PENALTIES, PlannerSettings
     from lewm_errors import UserError
 
     planners = []

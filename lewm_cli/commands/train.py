@@ -103,7 +103,7 @@ def run(args):
     import torch
 
     from lewm.config import ModelConfig, preset
-    from lewm.train import TrainSettings, train
+    from lewm.training.loop import TrainSettings, train
     from lewm_cli.output_path import check_output_folder
     from lewm_errors import UserError
 
@@ -140,7 +140,7 @@ def run(args):
     if args.nproc > 1:
         if "WORLD_SIZE" in os.environ:
             raise UserError("--nproc starts its own processes: drop it when launching with torchrun")
-        from lewm.launch import launch_on_this_machine
+        from lewm.training.launch import launch_on_this_machine
 
         launch_on_this_machine(args.nproc, run_rank, argparse.Namespace(**{**vars(args), "nproc": 1}))
         return

@@ -45,8 +45,8 @@ def run(args):
     import torch
 
     from lewm.config import ModelConfig
-    from lewm.decoder import DecoderConfig, save_decoder
-    from lewm.decoder_train import DecoderTrainSettings, train_decoder
+    from lewm.decoder.model import DecoderConfig, save_decoder
+    from lewm.decoder.training import DecoderTrainSettings, train_decoder
     from lewm_errors import UserError
     from lewm_cli.output_path import check_output_folder
 
@@ -57,7 +57,7 @@ def run(args):
         check_output_folder(args.out, "--out", force=args.force)  # before the training, not after it
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     run_dir = Path(args.run or f"runs/decoder-{model.resolve().name}")
-    from lewm.decoder_train import CHECKPOINT
+    from lewm.decoder.training import CHECKPOINT
 
     if (run_dir / CHECKPOINT).exists() and not args.resume:
         raise UserError(f"--run {run_dir} already holds a decoder checkpoint: pass --resume to continue it, or choose "

@@ -34,8 +34,8 @@ def run(args):
 
     from export.ensemble_onnx import export_ensemble
     from lewm.config import ModelConfig
-    from lewm.ensemble import EnsembleConfig, has_ensemble, save_ensemble
-    from lewm.ensemble_train import EnsembleTrainSettings, train_ensemble
+    from lewm.ensemble.model import EnsembleConfig, has_ensemble, save_ensemble
+    from lewm.ensemble.training import EnsembleTrainSettings, train_ensemble
     from lewm_errors import UserError
 
     model = Path(args.model)

@@ -7,7 +7,7 @@ The axes never rescale with the data: surprise, 1 - cos, lies in [0, 2], and the
 scale from 0.001 to 2, so a model's quiet baseline (~0.003-0.08) and an artifact's spike (0.3-1) are both readable
 and a spike never squashes the rest of the chart. The time axis spans the data (at least 10 s, at most 30 s) so a
 short run fills the chart instead of its right end. Uncertainty (squared latent distance: the ensemble's
-disagreement plus its expected error, lewm/ensemble.py) has its own fixed log axis, UNCERTAINTY_RANGE.
+disagreement plus its expected error, lewm/ensemble/model.py) has its own fixed log axis, UNCERTAINTY_RANGE.
 """
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import torch
 from export.engine import OnnxEngine
 from export.onnx_export import export_model_folder
 from lewm.config import ModelConfig
-from lewm.decoder import DecoderConfig, PixelDecoder, TorchDecoder, load_decoder, save_decoder
-from lewm.decoder_pixels import to_uint8
+from lewm.decoder.model import DecoderConfig, PixelDecoder, TorchDecoder, load_decoder, save_decoder
+from lewm.decoder.pixels import to_uint8
 from lewm_errors import UserError
 
 

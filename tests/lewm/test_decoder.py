@@ -8,10 +8,10 @@ import torch
 
 from lewm.checkpoint import save_model_folder
 from lewm.config import ModelConfig
-from lewm.decoder import (DecoderConfig, PixelDecoder, TorchDecoder, decoder_loss, decoder_matches_encoder,
+from lewm.decoder.model import (DecoderConfig, PixelDecoder, TorchDecoder, decoder_loss, decoder_matches_encoder,
                           has_decoder, load_decoder)
-from lewm.decoder_pixels import position_errors, psnr, read_positions, ssim, state_positions
-from lewm.decoder_train import DecoderTrainSettings, train_decoder
+from lewm.decoder.pixels import position_errors, psnr, read_positions, ssim, state_positions
+from lewm.decoder.training import DecoderTrainSettings, train_decoder
 from scenes.collect import collect
 from lewm_errors import UserError
 from scenes.render import draw_state
@@ -111,7 +111,7 @@ def test_a_few_training_steps_lower_the_loss(make_model):
 
 
 def test_train_decoder_checkpoints_resumes_and_saves_into_the_model_folder(model_folder, dataset, tmp_path, capsys):
-    from lewm.decoder import save_decoder
+    from lewm.decoder.model import save_decoder
 
     run = tmp_path / "run"
     config = DecoderConfig.for_model(ModelConfig.load(model_folder / "config.json"), width=16)

@@ -17,7 +17,7 @@ from lewm.checkpoint import load_model_folder
 from lewm_cli import main
 from lewm.config import preset
 from lewm.sigreg import sigreg
-from lewm.train import TrainSettings, train
+from lewm.training.loop import TrainSettings, train
 from scenes.collect import collect
 from lewm_errors import UserError
 

@@ -7,7 +7,7 @@ import torch
 
 from export.backends import load_backend
 from lewm.config import ModelConfig
-from lewm.ensemble import EnsembleConfig, LatentEnsemble, load_ensemble
+from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, load_ensemble
 from lewm.model_interface import UNCERTAINTY
 from lewm_cli import main
 from scenes.collect import collect

@@ -17,7 +17,7 @@ def folders(tmp_path_factory):
     from export.decoder_onnx import export_decoder
     from export.onnx_export import export_model_folder, make_random_model_folder
     from lewm.config import ModelConfig
-    from lewm.decoder import DecoderConfig, PixelDecoder, save_decoder
+    from lewm.decoder.model import DecoderConfig, PixelDecoder, save_decoder
 
     bare = make_random_model_folder("tiny", tmp_path_factory.mktemp("interface") / "bare", seed=0)
     export_model_folder(bare)

@@ -6,8 +6,8 @@ import pytest
 
 from export.backends import load_backend
 from lewm_cli import main
-from lewm.planner import PlannerSettings, LatentPlanner
-from lewm.planning_eval import make_trials
+from lewm.planning.planner import PlannerSettings, LatentPlanner
+from lewm.planning.evaluation import make_trials
 from scenes.render import draw_state
 
 

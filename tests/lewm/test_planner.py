@@ -1,4 +1,4 @@
-"""The CEM planner (lewm/planner.py) and the planning evaluation's rules (lewm/planning_eval.py)."""
+"""The CEM planner (lewm/planning/planner.py) and the planning evaluation's rules (lewm/planning/evaluation.py)."""
 import math
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lewm.model_interface import ROLLOUT
-from lewm.planner import LatentPlanner, PlannerSettings, RecedingHorizon, agent_paths, coloured_noise, minimise
-from lewm.planning_eval import baseline_trial, make_trials, wilson_interval
+from lewm.planning.planner import LatentPlanner, PlannerSettings, RecedingHorizon, agent_paths, coloured_noise, minimise
+from lewm.planning.evaluation import baseline_trial, make_trials, wilson_interval
 from scenes.pusht import pose_success
 from lewm.torch_backend import TorchBackend
 from lewm_errors import UserError
@@ -212,7 +212,7 @@ def test_actions_keep_to_the_bounds_of_the_data(make_model):
 
 
 def test_the_uncertainty_penalty_steers_plans_to_where_the_model_is_sure(make_model):
-    from lewm.ensemble import EnsembleConfig, LatentEnsemble, TorchEnsemble
+    from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, TorchEnsemble
 
     torch.manual_seed(4)
     core = make_model()
@@ -238,7 +238,7 @@ def test_the_uncertainty_penalty_steers_plans_to_where_the_model_is_sure(make_mo
 
 
 def test_a_disagreement_penalty_ignores_the_noise_the_total_penalty_avoids(make_model):
-    from lewm.ensemble import EnsembleConfig, LatentEnsemble, TorchEnsemble
+    from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, TorchEnsemble
 
     torch.manual_seed(5)
     core = make_model()

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from lewm.decoder import DecoderConfig, PixelDecoder, TorchDecoder
+from lewm.decoder.model import DecoderConfig, PixelDecoder, TorchDecoder
 from lewm.probes.common import scene_episodes
 from lewm.probes.decoder import median_rise, run_decoder
 from lewm.torch_backend import TorchBackend

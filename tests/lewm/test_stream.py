@@ -144,7 +144,7 @@ def test_lookahead_values_are_rollouts_repeating_the_last_block(backend, episode
 
 
 def test_each_frame_carries_the_uncertainty_of_the_forecast_its_surprise_scores(episode):
-    from lewm.ensemble import EnsembleConfig, LatentEnsemble, TorchEnsemble
+    from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, TorchEnsemble
 
     plain = make_backend()
     ensemble = TorchEnsemble(LatentEnsemble(EnsembleConfig.for_model(plain.config, members=3, hidden=8)))

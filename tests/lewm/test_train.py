@@ -7,7 +7,7 @@ import torch
 
 from lewm.checkpoint import load_model_folder
 from lewm.config import preset
-from lewm.train import ClipSampler, TrainSettings, lr_at, train
+from lewm.training.loop import ClipSampler, TrainSettings, lr_at, train
 from scenes.collect import collect
 from scenes.dataset import EpisodeDataset
 from lewm_errors import UserError
@@ -93,7 +93,7 @@ def test_a_time_scheduled_run_shows_its_progress_in_minutes_of_the_budget(datase
 
 
 def test_the_reconstruction_term_trains_a_decoder_with_the_model_and_the_checkpoint_carries_it(dataset, tmp_path):
-    from lewm.decoder import decoder_matches_encoder, load_decoder
+    from lewm.decoder.model import decoder_matches_encoder, load_decoder
 
     run = tmp_path / "run"
     settings = TrainSettings(steps=2, batch_size=4, warmup=1, checkpoint_every=2, lr=1e-2, reconstruction_weight=1.0)

@@ -17,7 +17,7 @@ def decoding_engine(tiny_model, tmp_path_factory):
     from export.decoder_onnx import export_decoder
     from export.engine import OnnxEngine
     from lewm.config import ModelConfig
-    from lewm.decoder import DecoderConfig, PixelDecoder, save_decoder
+    from lewm.decoder.model import DecoderConfig, PixelDecoder, save_decoder
 
     folder = shutil.copytree(tiny_model, tmp_path_factory.mktemp("decoding") / "tiny")
     torch.manual_seed(0)
@@ -163,7 +163,7 @@ def test_nothing_is_drawn_between_the_nearest_expert_frames(decoding_engine, ban
 def test_plan_mode_draws_the_decoded_end_of_the_chosen_plan_next_to_the_goal(decoding_engine, bank, tmp_path):
     import pygame
 
-    from lewm.planner import PlannerSettings
+    from lewm.planning.planner import PlannerSettings
     from monitor.app import MonitorApp, Options, init_pygame
 
     init_pygame(True)

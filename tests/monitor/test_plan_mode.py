@@ -2,7 +2,7 @@
 import numpy as np
 import pygame
 
-from lewm.planner import PlannerSettings, agent_paths
+from lewm.planning.planner import PlannerSettings, agent_paths
 from monitor.panels.plan import CHOSEN
 from monitor.replay import SessionReplay
 from monitor.session import read_log

@@ -183,7 +183,7 @@ def test_the_live_stream_logs_what_the_file_holds(make_app, tiny_model, referenc
 def test_plans_are_drawn_over_the_scene_live_with_their_candidates_and_from_the_file(make_app, tiny_model,
                                                                                      reference_sizes, tmp_path):
     pytest.importorskip("rerun", reason="the optional extra rerun-sdk: pip install -e '.[rerun]'")
-    from lewm.planner import PlannerSettings
+    from lewm.planning.planner import PlannerSettings
     from monitor.rerun_recording import SessionRecorder, open_stream
     from scenes.pusht import WORLD_SIZE
 

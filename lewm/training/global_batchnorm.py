@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from lewm.distributed import is_distributed, sum_over_ranks
+from lewm.training.distributed import is_distributed, sum_over_ranks
 
 
 class GlobalBatchNorm1d(nn.BatchNorm1d):

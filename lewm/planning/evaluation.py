@@ -8,7 +8,7 @@ state at t, the goal the state at t + goal_offset (25), rendered as the goal fra
 budget (50 env steps) from the start state; a trial succeeds if at any step the agent and the block are within 20
 units of the goal state's positions and the block's angle within pi/9 (scenes.pusht.pose_success).
 
-Methods: one or more planners in latent space (lewm.planner: a solver, CEM, iCEM or MPPI, and an uncertainty
+Methods: one or more planners in latent space (lewm.planning.planner: a solver, CEM, iCEM or MPPI, and an uncertainty
 weight; named by PlannerSettings.label, e.g. "cem", "icem+u0.5"), then "random" (uniform actions in [-1, 1]^2),
 "do-nothing" (zero actions: the agent's target is where it stands), "expert" (the expert's own recorded actions from t
 on, zeros past the episode's end: the protocol's upper bound). Every planner plays every trial from the same start,
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lewm.planner import PlannerSettings, LatentPlanner, Plan, RecedingHorizon
+from lewm.planning.planner import PlannerSettings, LatentPlanner, Plan, RecedingHorizon
 from scenes.pusht import PushT, angle_difference, pose_success
 
 BASELINES = ("random", "do-nothing", "expert")

@@ -6,7 +6,7 @@ episode is a clip. Actions are z-scored with statistics of the training dataset,
 model's config. A run folder holds the latest checkpoint (model folder + optimiser state) and a
 JSON-lines log; `resume=True` continues from it.
 
-Under torchrun the same call trains data-parallel (DistributedDataParallel, lewm/distributed.py): the batch size,
+Under torchrun the same call trains data-parallel (DistributedDataParallel, lewm/training/distributed.py): the batch size,
 step count, learning-rate schedule and time budget are those of the whole run; each step draws one global batch,
 the same on every rank, and each rank trains on its own slice of it, so a run's clips do not depend on how many
 processes share it. Rank 0 alone writes the run folder and the progress bar.
@@ -32,12 +32,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from lewm.checkpoint import load_model_folder, save_model_folder
-from lewm.decoder import DecoderConfig, PixelDecoder, has_decoder, load_decoder, save_decoder
-from lewm.decoder_train import background_frame
+from lewm.decoder.model import DecoderConfig, PixelDecoder, has_decoder, load_decoder, save_decoder
+from lewm.decoder.training import background_frame
 from lewm.config import ModelConfig
-from lewm.distributed import (Ranks, array_fingerprint, from_rank_zero, is_lost_rank_error, mean_over_ranks,
+from lewm.training.distributed import (Ranks, array_fingerprint, from_rank_zero, is_lost_rank_error, mean_over_ranks,
                               require_same_on_all_ranks)
-from lewm.global_batchnorm import use_global_batchnorm
+from lewm.training.global_batchnorm import use_global_batchnorm
 from lewm.model import LeWM
 from lewm.sigreg import SIGREG_WEIGHT, LeWMObjective, sigreg
 from scenes.dataset import EpisodeDataset, action_statistics

@@ -26,7 +26,7 @@ The other solvers share the sampler's space, the budget (samples x iterations) a
   lambda), lambda = temperature x (median cost - min cost), and the standard deviation the weighted one (kept
   above 5% of the start) so that the search narrows as CEM's does.
 
-Uncertainty. Where the model serves uncertainty(z, action_blocks) (lewm/ensemble.py: an ensemble's disagreement plus
+Uncertainty. Where the model serves uncertainty(z, action_blocks) (lewm/ensemble/model.py: an ensemble's disagreement plus
 its expected error, in squared latent distance, the cost's unit) and uncertainty_weight W > 0, a candidate's cost
 gains W x the sum over its blocks of the uncertainty of each predicted step (from the latent before the block, under
 the block): plans through states where the model's forecast is unreliable cost more, as in TD-MPC2. The penalty

@@ -1,5 +1,5 @@
 """Can an encoder design learn to see the block's angle at all? A supervised screen, in one run:
-python -m lewm.bench_angle_sight [--steps 800] [--every 100] [--threads 1].
+python -m lewm.training.bench_angle_sight [--steps 800] [--every 100] [--threads 1].
 
 Each design's encoder and projector, plus a linear head, are trained from scratch on the pose probe's frames (the
 reset distribution and touching poses, lewm/probes/pose.py) to output (sin, cos) of the block angle; every `--every`

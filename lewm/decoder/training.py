@@ -1,4 +1,4 @@
-"""Training the pixel decoder (lewm/decoder.py) on a frozen model: latents of dataset frames -> the frames.
+"""Training the pixel decoder (lewm/decoder/model.py) on a frozen model: latents of dataset frames -> the frames.
 
 The encoder never trains: every frame of the dataset is embedded once (eval mode, cached in RUN/latents.npz and
 reused while the dataset and the encoder weights are the same), then only the decoder learns, on (latent, frame)
@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from lewm.decoder import DecoderConfig, PixelDecoder, decoder_loss, encoder_sha256
-from lewm.decoder_pixels import psnr, to_uint8
+from lewm.decoder.model import DecoderConfig, PixelDecoder, decoder_loss, encoder_sha256
+from lewm.decoder.pixels import psnr, to_uint8
 from lewm_errors import UserError
 
 LATENTS = "latents.npz"

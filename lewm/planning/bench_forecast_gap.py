@@ -2,7 +2,7 @@
 expert's own blocks, under blocks drawn as the planner's first iteration draws them, and under the blocks the planner
 chose, from the start states of `lewm plan`'s trials.
 
-For each trial (lewm.planning_eval.make_trials: held-out expert episodes, a start state and the goal 25 env steps
+For each trial (lewm.planning.evaluation.make_trials: held-out expert episodes, a start state and the goal 25 env steps
 later) every set of blocks is rolled out by the model from the start frame's embedding and played in the simulator
 from the start state; at the end of each block the frame reached is encoded. Printed per method, medians over trials:
 the squared L2 distance between forecast and reached embedding at each step (h1 .. h5), the model's (total) uncertainty
@@ -10,7 +10,7 @@ about each step where its folder has an ensemble, the forecast end cost (distanc
 planner minimised) and the realised one. A planner that exploits the model's errors shows a small forecast cost, a
 large realised one and an error far above the expert's.
 
-python -m lewm.bench_forecast_gap --model models/pusht-cnn --trials 10 [--uncertainty-weight W --penalty disagreement]
+python -m lewm.planning.bench_forecast_gap --model models/pusht-cnn --trials 10 [--uncertainty-weight W --penalty disagreement]
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from lewm.planner import PENALTIES, SOLVERS
+from lewm.planning.planner import PENALTIES, SOLVERS
 
 METHODS = ("expert", "first-iteration", "planner")
 
@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--solver", choices=SOLVERS, default="cem", help="the planner (official settings)")
     p.add_argument("--uncertainty-weight", type=float, default=0.0, help="the planner's penalty (needs an ensemble)")
     p.add_argument("--penalty", choices=tuple(PENALTIES), default="total",
-                   help="the part of the uncertainty the penalty weighs (lewm.planner)")
+                   help="the part of the uncertainty the penalty weighs (lewm.planning.planner)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     args = p.parse_args(argv)
 
     import torch
 
-    from lewm.planner import LatentPlanner, PlannerSettings
-    from lewm.planning_eval import make_trials
+    from lewm.planning.planner import LatentPlanner, PlannerSettings
+    from lewm.planning.evaluation import make_trials
     from lewm.torch_backend import TorchBackend
 
     torch.set_num_threads(args.threads)

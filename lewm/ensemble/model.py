@@ -2,7 +2,7 @@
 
 Each of K members is an MLP that takes a latent z_t and the raw action block taken after it and gives a Gaussian
 over the next latent z_{t+1}: a mean z_t + delta and one variance shared by the latent's dimensions. The members are
-trained on the same transitions from different initial weights and different draws of batches (lewm/ensemble_train.py),
+trained on the same transitions from different initial weights and different draws of batches (lewm/ensemble/training.py),
 so they agree where the data were dense and disagree where they were thin. For one step (z, block) the ensemble
 reports, in the units of the planner's cost (squared L2 in latent space):
 

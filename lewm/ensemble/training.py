@@ -1,7 +1,7 @@
-"""Training the uncertainty ensemble (lewm/ensemble.py) on a frozen model's latents.
+"""Training the uncertainty ensemble (lewm/ensemble/model.py) on a frozen model's latents.
 
 Every frame of the dataset is embedded once by the model's encoder (cached in RUN/latents.npz, shared with the
-decoder's trainer: lewm.decoder_train.embed_dataset). A transition is (z_t, the block of frameskip raw actions taken
+decoder's trainer: lewm.decoder.training.embed_dataset). A transition is (z_t, the block of frameskip raw actions taken
 after frame t, z_{t+frameskip}) inside one episode. Each member draws its own batches from the training episodes
 (so the members see the data in different orders and proportions, as a bootstrap would) from its own initial
 weights, and minimises the Gaussian negative log likelihood of z_{t+frameskip}. The last episodes (val_fraction of
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lewm.ensemble import EnsembleConfig, LatentEnsemble, gaussian_nll
+from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, gaussian_nll
 from lewm_errors import UserError
 
 BOUND_QUANTILES = (0.005, 0.995)
@@ -89,7 +89,7 @@ def train_ensemble(model_dir: str | Path, data: str | Path, run: str | Path, eco
     """Train an ensemble for the model folder's frozen encoder; returns it (eval mode) and facts about its training
     and its data (for config.json)."""
     from lewm.config import ModelConfig
-    from lewm.decoder_train import LATENTS, embed_dataset
+    from lewm.decoder.training import LATENTS, embed_dataset
     from scenes.dataset import EpisodeDataset
 
     run = Path(run)

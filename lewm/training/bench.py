@@ -1,5 +1,5 @@
 """Training throughput of model designs and precisions, as ratios measured in one run:
-python -m lewm.bench_train [--batch-size 32] [--rounds 5] [--threads 2].
+python -m lewm.training.bench [--batch-size 32] [--rounds 5] [--threads 2].
 
 Each configuration's optimiser step (forward, backward, AdamW) on one fixed batch of drawn frames is timed in
 interleaved rounds (configuration after configuration, round after round), so a load that comes and goes on a

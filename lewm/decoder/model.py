@@ -1,7 +1,7 @@
 """A pixel decoder for a frozen LeWM: one latent (latent_dim) -> one frame (image_size x image_size RGB).
 
 LeWM never predicts pixels; the decoder is trained afterwards on the frozen encoder's latents of dataset frames
-(lewm/decoder_train.py) and then turns any latent, including the predictor's forecasts, into a picture of what the
+(lewm/decoder/training.py) and then turns any latent, including the predictor's forecasts, into a picture of what the
 model expects. It never changes the world model.
 
 Architecture ("residual"): the latent standardised with the training latents' per-dimension mean and std (kept
@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from lewm.checkpoint import CONFIG, WEIGHTS, load_state_strict
 from lewm.config import ModelConfig
-from lewm.decoder_pixels import to_uint8
+from lewm.decoder.pixels import to_uint8
 from lewm_errors import UserError
 
 DECODER_WEIGHTS = "decoder.safetensors"
