@@ -31,8 +31,8 @@ import onnxruntime as ort
 from export.files import (CONFIG_KEY, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS,
                           ENSEMBLE_INPUTS, ENSEMBLE_OUTPUTS,
                           PREDICTOR_INPUTS, PREDICTOR_OUTPUTS, ROLLOUT_INPUTS, ROLLOUT_OUTPUTS, WEIGHTS_KEY,
-                          baked_config, decoder_onnx_file, ensemble_onnx_file, onnx_files, rollout_onnx_file, safetensors_problem,
-                          sha256_file, shared_weights_file)
+                          baked_config, decoder_onnx_file, ensemble_onnx_file, onnx_files, rollout_onnx_file,
+                          safetensors_problem, sha256_file, shared_weights_file)
 from lewm.config import ModelConfig
 from lewm.model_interface import DECODE, ROLLOUT, UNCERTAINTY
 from lewm_errors import UserError

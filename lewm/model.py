@@ -193,7 +193,8 @@ class Projector(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
+                                 nn.Linear(hidden, out_dim))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -232,7 +233,8 @@ class CausalSelfAttention(nn.Module):
         position, so it needs no mask). With a cache, x holds the positions after those whose keys and values the
         cache holds (either all of a window, or one new position), and the cache keeps the new ones too."""
         b, t, _ = x.shape
-        q, k, v = (part.view(b, t, self.heads, -1).transpose(1, 2) for part in self.to_qkv(self.norm(x)).chunk(3, dim=-1))
+        qkv = self.to_qkv(self.norm(x)).chunk(3, dim=-1)
+        q, k, v = (part.view(b, t, self.heads, -1).transpose(1, 2) for part in qkv)
         one_query = last_only or (cache is not None and cache.keys is not None)  # it sees every key: no mask
         if cache is not None:
             k, v = cache.extend(k, v)

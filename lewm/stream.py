@@ -90,9 +90,9 @@ class StreamRecord:
 class LatentStream:
     """Feed it (frame_t, action_t) for t = 0, 1, 2, ... (action_t: the raw action taken after frame t).
 
-    model: anything with encode(frames uint8 (N,H,W,3)) -> (N,D), predict(z (B,T,D), blocks (B,T,A)) -> (B,D),
-    and attributes history, frameskip; where it serves uncertainty(z (N,D), blocks (N,A)) -> (N,2) (UNCERTAINTY in its capabilities),
-    each record carries the uncertainty of its frame's forecast.
+    model: anything with encode(frames uint8 (N,H,W,3)) -> (N,D), predict(z (B,T,D), blocks (B,T,A)) -> (B,D), and
+    attributes history, frameskip; where it serves uncertainty(z (N,D), blocks (N,A)) -> (N,2) (UNCERTAINTY in its
+    capabilities), each record carries the uncertainty of its frame's forecast.
     """
 
     def __init__(self, model, horizon: int = 10, shuffle_bank: np.ndarray | None = None, seed: int = 0,

@@ -1,8 +1,9 @@
 """The torch implementation of the model interface (lewm.model_interface.WorldModel) on numpy arrays.
 
-It calls LeWM.encode_frames / LeWM.predict_next (and LeWM.rollout), the same methods the ONNX export wraps,
-so both backends run one computation; where the model folder has a pixel decoder, decode runs it in torch. Where the model folder has an uncertainty
-ensemble (lewm/ensemble/model.py), it also serves uncertainty(z, action_blocks) (UNCERTAINTY), as the engine does.
+It calls LeWM.encode_frames / LeWM.predict_next (and LeWM.rollout), the same methods the ONNX export wraps, so both
+backends run one computation; where the model folder has a pixel decoder, decode runs it in torch. Where the model
+folder has an uncertainty ensemble (lewm/ensemble/model.py), it also serves uncertainty(z, action_blocks) (UNCERTAINTY),
+as the engine does.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class TorchBackend:
     precision = "fp32"
 
     def __init__(self, model: LeWM, folder: Path | None = None, decoder=None, ensemble=None):
-        """decoder: a lewm.decoder.model.TorchDecoder for decode; ensemble: a lewm.ensemble.model.TorchEnsemble for uncertainty
+        """decoder: a lewm.decoder.model.TorchDecoder for decode; ensemble: a lewm.ensemble.model.TorchEnsemble for
+        uncertainty
         (None: the model has none)."""
         self.model = model.eval()
         self.folder = folder

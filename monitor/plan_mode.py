@@ -1,6 +1,6 @@
 """The plan mode: the model drives the agent by receding-horizon planning (CEM, iCEM or MPPI, with the uncertainty
-penalty where set) toward a goal frame (lewm.planning.planner, the same code as `lewm plan`), planning in a thread of its own
-so the window never waits on it.
+penalty where set) toward a goal frame (lewm.planning.planner, the same code as `lewm plan`), planning in a thread of
+its own so the window never waits on it.
 
 Each env step the app asks decide(view) for the action. At a plan boundary (every receding_horizon model steps) a
 plan is started from the current frame; until it is ready decide() answers None and the simulator waits there (in
@@ -69,7 +69,8 @@ class _Cancelled(Exception):
 
 
 class PlanDriver:
-    def __init__(self, engine, settings: PlannerSettings | None = None, pca=None, seed: int = 0, lockstep: bool = False):
+    def __init__(self, engine, settings: PlannerSettings | None = None, pca=None, seed: int = 0,
+                 lockstep: bool = False):
         self.engine = engine
         self.planner = LatentPlanner(engine, settings)
         self.mpc = RecedingHorizon(self.planner)

@@ -1,12 +1,12 @@
 """Recording a pygame surface to mp4 through imageio-ffmpeg (an ffmpeg process fed by a pipe).
 
-Apart from the loop and the panels: the app hands it a surface per frame. The frame is copied as raw 32-bit
-pixels into one of QUEUE buffers made at the start (one memory copy of the surface's own bytes where it already
-has the layout ffmpeg is told, else a blit into a canvas that has it; no per-pixel conversion in Python: ffmpeg
-converts) and a feeder thread writes it to ffmpeg, so the loop never waits while ffmpeg encodes the frame before; it
-waits only when the encoder is QUEUE frames behind, so no frame is ever dropped and the memory stays flat. close() finalises the file; the app calls it on quit, window close,
-Ctrl-C and SIGTERM. When the file cannot be written (a full disk, a directory, no permission) ffmpeg ends and the
-failure is one UserError, raised by the next add() or by close().
+Apart from the loop and the panels: the app hands it a surface per frame. The frame is copied as raw 32-bit pixels into
+one of QUEUE buffers made at the start (one memory copy of the surface's own bytes where it already has the layout
+ffmpeg is told, else a blit into a canvas that has it; no per-pixel conversion in Python: ffmpeg converts) and a feeder
+thread writes it to ffmpeg, so the loop never waits while ffmpeg encodes the frame before; it waits only when the
+encoder is QUEUE frames behind, so no frame is ever dropped and the memory stays flat. close() finalises the file; the
+app calls it on quit, window close, Ctrl-C and SIGTERM. When the file cannot be written (a full disk, a directory, no
+permission) ffmpeg ends and the failure is one UserError, raised by the next add() or by close().
 
 The encoder is x264 at `veryfast` with whole-pixel motion vectors and the cheapest motion search (ENCODER_PARAMS):
 on the monitor's window (flat panels, thin lines, text) that takes about a fifth less of ffmpeg's time per frame

@@ -1,9 +1,9 @@
 """Inference off the render loop: one worker thread owns the LatentStream and feeds it frames in order.
 
-Hand-off. The simulator submits one FrameItem per env step (the frame the model sees and the action taken
-after it) into a slot that holds ONE item. The worker takes it, runs stream.step (one encoder call and one
-batched predictor call) and publishes (item, record, latency), in submission order, for the loop to draw and log. Nothing is ever
-queued without bound.
+Hand-off. The simulator submits one FrameItem per env step (the frame the model sees and the action taken after it) into
+a slot that holds ONE item. The worker takes it, runs stream.step (one encoder call and one batched predictor call) and
+publishes (item, record, latency), in submission order, for the loop to draw and log. Nothing is ever queued without
+bound.
 
 When the model falls behind. If the simulator submits while the slot still holds an item the worker has not
 started, that older item is DROPPED: counted, and reported to the loop (logged with "dropped": true and no

@@ -1,4 +1,5 @@
-"""The PushT simulator (the reference gym-pusht / stable-worldmodel PushT), as a gymnasium environment, written for pymunk 7.
+"""The PushT simulator (the reference gym-pusht / stable-worldmodel PushT), as a gymnasium environment, written for
+pymunk 7.
 
 World units: a 512 x 512 arena, y pointing down on screen (pymunk coordinates map straight to
 canvas pixels, as in the references). Actions use the LeWM convention: a in [-1, 1]^2, relative,

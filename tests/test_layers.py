@@ -1,5 +1,5 @@
-"""One direction of imports: lewm_errors <- scenes <- lewm <- export <- monitor <- lewm_cli. A package imports only itself and
-the packages below it, and nothing imports a module by a name held in a string."""
+"""One direction of imports: lewm_errors <- scenes <- lewm <- export <- monitor <- lewm_cli. A package imports only
+itself and the packages below it, and nothing imports a module by a name held in a string."""
 import ast
 import re
 from pathlib import Path

@@ -8,10 +8,10 @@ side virtual environment, since the project runs pymunk 7 and gym-pusht pins nei
     .venv-ref/bin/pip install gym-pusht==0.1.8 --no-deps
     .venv-ref/bin/python tools/make_pusht_reference.py --out tests/scenes/data/pusht_reference.npz
 
-Each episode starts with the block near a wall and the agent on the far side of it; the agent then drives at
-the block (absolute targets, always within 99 units of the agent so that they are LeWM relative actions in
-[-1, 1], and inside the reference's action box [0, 512]^2), which pushes the block and presses it against the wall. The fixture holds, per episode, the state
-the reference reads back after its reset, every absolute target, and the state after every step;
+Each episode starts with the block near a wall and the agent on the far side of it; the agent then drives at the block
+(absolute targets, always within 99 units of the agent so that they are LeWM relative actions in [-1, 1], and inside the
+reference's action box [0, 512]^2), which pushes the block and presses it against the wall. The fixture holds, per
+episode, the state the reference reads back after its reset, every absolute target, and the state after every step;
 tests/scenes/test_pusht_reference.py replays them through scenes.pusht.PushT.
 """
 from __future__ import annotations

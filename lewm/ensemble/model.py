@@ -1,10 +1,10 @@
 """The model's uncertainty about one predicted step: an ensemble of small predictors on the frozen encoder's latents.
 
-Each of K members is an MLP that takes a latent z_t and the raw action block taken after it and gives a Gaussian
-over the next latent z_{t+1}: a mean z_t + delta and one variance shared by the latent's dimensions. The members are
-trained on the same transitions from different initial weights and different draws of batches (lewm/ensemble/training.py),
-so they agree where the data were dense and disagree where they were thin. For one step (z, block) the ensemble
-reports, in the units of the planner's cost (squared L2 in latent space):
+Each of K members is an MLP that takes a latent z_t and the raw action block taken after it and gives a Gaussian over
+the next latent z_{t+1}: a mean z_t + delta and one variance shared by the latent's dimensions. The members are trained
+on the same transitions from different initial weights and different draws of batches (lewm/ensemble/training.py), so
+they agree where the data were dense and disagree where they were thin. For one step (z, block) the ensemble reports, in
+the units of the planner's cost (squared L2 in latent space):
 
 - disagreement: the mean over members of |mean_k - mean of the means|^2, the spread of their forecasts (epistemic:
   what more data of this kind would remove);
@@ -16,7 +16,8 @@ figures say where LeWM's own one-step forecast is likely to be wrong (`lewm prob
 
 Members see only the newest latent and block (not the history window), so the same estimate serves the planner
 (context 1) and the stream. The members' weights are stacked (K, in, out) so that one batched product runs them all.
-In a model folder: ensemble.safetensors and the "ensemble" section of config.json (sizes and how it was trained), written by save_ensemble and read by load_ensemble.
+In a model folder: ensemble.safetensors and the "ensemble" section of config.json (sizes and how it was trained),
+written by save_ensemble and read by load_ensemble.
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ about each step where its folder has an ensemble, the forecast end cost (distanc
 planner minimised) and the realised one. A planner that exploits the model's errors shows a small forecast cost, a
 large realised one and an error far above the expert's.
 
-python -m lewm.planning.bench_forecast_gap --model models/pusht-cnn --trials 10 [--uncertainty-weight W --penalty disagreement]
+python -m lewm.planning.bench_forecast_gap --model models/pusht-cnn --trials 10 \
+    [--uncertainty-weight W --penalty disagreement]
 """
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ The other solvers share the sampler's space, the budget (samples x iterations) a
   lambda), lambda = temperature x (median cost - min cost), and the standard deviation the weighted one (kept
   above 5% of the start) so that the search narrows as CEM's does.
 
-Uncertainty. Where the model serves uncertainty(z, action_blocks) (lewm/ensemble/model.py: an ensemble's disagreement plus
-its expected error, in squared latent distance, the cost's unit) and uncertainty_weight W > 0, a candidate's cost
+Uncertainty. Where the model serves uncertainty(z, action_blocks) (lewm/ensemble/model.py: an ensemble's disagreement
+plus its expected error, in squared latent distance, the cost's unit) and uncertainty_weight W > 0, a candidate's cost
 gains W x the sum over its blocks of the uncertainty of each predicted step (from the latent before the block, under
 the block): plans through states where the model's forecast is unreliable cost more, as in TD-MPC2. The penalty
 takes the whole uncertainty ("total"), or the disagreement alone ("disagreement": what the model does not know, and
@@ -354,7 +354,8 @@ def action_bounds(config) -> tuple[np.ndarray, np.ndarray]:
     bounds = config.extra.get("action_bounds") if hasattr(config, "extra") else None
     if not bounds:
         return np.full(config.action_dim, -1.0), np.full(config.action_dim, 1.0)
-    return (np.clip(np.asarray(bounds["low"], np.float64), -1, 1), np.clip(np.asarray(bounds["high"], np.float64), -1, 1))
+    low, high = (np.clip(np.asarray(bounds[side], np.float64), -1, 1) for side in ("low", "high"))
+    return low, high
 
 
 def agent_paths(agent_xy: np.ndarray, raw_actions: np.ndarray, action_scale: float, world_size: float) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""Is the model's uncertainty high where the model is wrong? Three tests of the uncertainty it serves (lewm/ensemble/model.py:
-an ensemble's disagreement plus its expected error, about the one-step forecast of each frame; lewm.stream records it
-beside surprise, so these are the numbers the monitor shows).
+"""Is the model's uncertainty high where the model is wrong? Three tests of the uncertainty it serves
+(lewm/ensemble/model.py: an ensemble's disagreement plus its expected error, about the one-step forecast of each frame;
+lewm.stream records it beside surprise, so these are the numbers the monitor shows).
 
 1. Error. Over held-out expert episodes, at every frame with a forecast: the Spearman rank correlation between the
    uncertainty of the frame's one-step forecast (known before the frame is seen) and that forecast's error when the
@@ -30,8 +30,8 @@ SAMPLES = 200  # frames per off-distribution kind, and typical frames
 ORDINARY_QUANTILE = 0.9  # clean frames with surprise above this quantile are "ordinary surprise"
 
 DEFINITIONS = {
-    "uncertainty": "per frame t, the model's uncertainty (squared latent distance: the ensemble's disagreement plus its "
-                   "expected error) about the one-step forecast of frame t from frame t - frameskip under the real "
+    "uncertainty": "per frame t, the model's uncertainty (squared latent distance: the ensemble's disagreement plus "
+                   "its expected error) about the one-step forecast of frame t from frame t - frameskip under the real "
                    "action block taken between them (lewm.stream record.uncertainty, summed)",
     "error": "surprise under the real actions, 1 - cos(forecast of frame t, z_t): the error of that forecast",
     "spearman": "Spearman rank correlation of uncertainty and error over every frame of the held-out episodes that "

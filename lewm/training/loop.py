@@ -6,8 +6,8 @@ episode is a clip. Actions are z-scored with statistics of the training dataset,
 model's config. A run folder holds the latest checkpoint (model folder + optimiser state) and a
 JSON-lines log; `resume=True` continues from it.
 
-Under torchrun the same call trains data-parallel (DistributedDataParallel, lewm/training/distributed.py): the batch size,
-step count, learning-rate schedule and time budget are those of the whole run; each step draws one global batch,
+Under torchrun the same call trains data-parallel (DistributedDataParallel, lewm/training/distributed.py): the batch
+size, step count, learning-rate schedule and time budget are those of the whole run; each step draws one global batch,
 the same on every rank, and each rank trains on its own slice of it, so a run's clips do not depend on how many
 processes share it. Rank 0 alone writes the run folder and the progress bar.
 """

@@ -8,8 +8,8 @@ actions, the protocol's upper bound) try to bring the agent and block within 20 
 the goal. Several planners are compared on the same trials with a list: `--solver cem,icem,mppi
 --uncertainty-weight 0.5`, or each with its own weight, `--solver cem,cem+u0.5,mppi+u0.5`; +dW weighs the ensemble's
 disagreement alone (what the model does not know) instead of its total uncertainty, `--solver cem,cem+d2`. Writes
-OUT/plan.json (success rates with 95% intervals; per planner: plan times, forecast against realised end costs, uncertainty;
-per-trial outcomes, settings, versions) and OUT/plan.png."""
+OUT/plan.json (success rates with 95% intervals; per planner: plan times, forecast against realised end costs,
+uncertainty; per-trial outcomes, settings, versions) and OUT/plan.png."""
 from __future__ import annotations
 
 import argparse
@@ -46,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "weight as +uW on the total uncertainty (cem+u0.5) or +dW on the ensemble's disagreement "
                         "alone (cem+d2)")
     p.add_argument("--uncertainty-weight", type=Number(minimum=0), default=d.uncertainty_weight, metavar="W",
-                   help="weight of the model's uncertainty about the forecast in the cost, for solvers without +uW or +dW "
-                        "(needs an ensemble: `lewm train-ensemble`)")
+                   help="weight of the model's uncertainty about the forecast in the cost, for solvers without +uW or "
+                        "+dW (needs an ensemble: `lewm train-ensemble`)")
     p.add_argument("--samples", type=COUNT, default=d.samples, help="candidate sequences per iteration")
     p.add_argument("--iterations", type=COUNT, default=d.iterations, help="solver iterations per plan")
     p.add_argument("--elites", type=COUNT, default=d.elites, help="lowest-cost candidates that refit the sampler")

@@ -16,9 +16,11 @@ HELP = "train a LeWM model (SIGReg) from a dataset"
 
 
 def add_arguments(p):
-    p.add_argument("--data", required=True, type=DATASET, help="HDF5 dataset (lewm collect, or the official PushT file)")
+    p.add_argument("--data", required=True, type=DATASET,
+                   help="HDF5 dataset (lewm collect, or the official PushT file)")
     p.add_argument("--run", required=True, help="run folder (checkpoint, log.jsonl, settings.json)")
-    p.add_argument("--preset", default="small", choices=tuple(PRESETS), help="model size: small (CPU), paper (released), tiny (tests)")
+    p.add_argument("--preset", default="small", choices=tuple(PRESETS),
+                   help="model size: small (CPU), paper (released), tiny (tests)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config fields of the preset, e.g. image_size=96 enc_depth=6")
     p.add_argument("--steps", type=COUNT, default=20000, help="optimiser steps in all (counted across --resume)")

@@ -11,7 +11,8 @@ HELP = "train a pixel decoder (latent -> frame) on a frozen model"
 
 def add_arguments(p):
     p.add_argument("--model", required=True, type=MODEL, help="model folder whose encoder the decoder learns to invert")
-    p.add_argument("--data", required=True, type=DATASET, help="HDF5 dataset made by `lewm collect` at the model's image size")
+    p.add_argument("--data", required=True, type=DATASET,
+                   help="HDF5 dataset made by `lewm collect` at the model's image size")
     p.add_argument("--run", default=None, help="run folder (checkpoint, latents cache, log.jsonl, settings.json); "
                                               "default: runs/decoder-<model folder name>")
     p.add_argument("--out", default=None, help="save into a copy of the model folder here instead of the folder")
@@ -30,7 +31,8 @@ def add_arguments(p):
     p.add_argument("--salience-weight", type=Number(minimum=0), default=8.0,
                    help="extra L1 weight of pixels that differ from the static background (agent, block)")
     p.add_argument("--edge-weight", type=Number(minimum=0), default=1.0, help="weight of the L1 on image gradients")
-    p.add_argument("--val-fraction", type=Number(above=0, maximum=0.5), default=0.05, help="share of the episodes held out (the last ones)")
+    p.add_argument("--val-fraction", type=Number(above=0, maximum=0.5), default=0.05,
+                   help="share of the episodes held out (the last ones)")
     p.add_argument("--checkpoint-every", type=COUNT, default=200, help="steps between checkpoints")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the batch draws and the initial weights")
     p.add_argument("--threads", type=THREADS, default=None, help="CPU threads (default: all cores)")

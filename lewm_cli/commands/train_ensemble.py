@@ -1,18 +1,20 @@
 """Train the uncertainty ensemble of a model folder on its frozen encoder's latents, save it into the folder
 (ensemble.safetensors and an "ensemble" section in config.json, with the command and the held-out figures; and
-"action_bounds", the range of the data's actions, which the planner keeps to) and export ensemble.onnx beside the predictor, checked against torch. The encoder embeds
-every frame of --data once (cached in the run folder, shared with `lewm train-decoder`); the members then train on
-(latent, action block, next latent) transitions in a few minutes on a CPU. The engine then serves
-uncertainty(z, action blocks); the planner penalises it (`lewm plan --uncertainty-weight`), the monitor shows it and
-`lewm probe uncertainty` measures it."""
+"action_bounds", the range of the data's actions, which the planner keeps to) and export ensemble.onnx beside the
+predictor, checked against torch. The encoder embeds every frame of --data once (cached in the run folder, shared with
+`lewm train-decoder`); the members then train on (latent, action block, next latent) transitions in a few minutes on a
+CPU. The engine then serves uncertainty(z, action blocks); the planner penalises it (`lewm plan --uncertainty-weight`),
+the monitor shows it and `lewm probe uncertainty` measures it."""
 from lewm_cli.arguments import COUNT, DATASET, MODEL, SEED, THREADS, Number
 
 HELP = "train the uncertainty ensemble (small predictors on the frozen latents) and export ensemble.onnx"
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, type=MODEL, help="model folder (its encoder is frozen; the ensemble is saved in it)")
-    p.add_argument("--data", required=True, type=DATASET, help="HDF5 dataset made by `lewm collect` at the model's image size")
+    p.add_argument("--model", required=True, type=MODEL,
+                   help="model folder (its encoder is frozen; the ensemble is saved in it)")
+    p.add_argument("--data", required=True, type=DATASET,
+                   help="HDF5 dataset made by `lewm collect` at the model's image size")
     p.add_argument("--run", default=None, help="run folder (latents cache); default: runs/ensemble-<model folder name>")
     p.add_argument("--members", type=COUNT, default=5, help="predictors in the ensemble")
     p.add_argument("--hidden", type=COUNT, default=128, help="hidden units of each member's two layers")
@@ -20,7 +22,8 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=COUNT, default=256, help="transitions per member per step")
     p.add_argument("--lr", type=Number(above=0), default=1e-3, help="peak learning rate (AdamW, cosine decay)")
     p.add_argument("--time-budget", type=Number(above=0), default=None, metavar="MINUTES", help="stop after this long")
-    p.add_argument("--val-fraction", type=Number(above=0, maximum=0.5), default=0.05, help="share of the episodes held out (the last ones)")
+    p.add_argument("--val-fraction", type=Number(above=0, maximum=0.5), default=0.05,
+                   help="share of the episodes held out (the last ones)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the initial weights and the batch draws")
     p.add_argument("--threads", type=THREADS, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--force", action="store_true", help="replace an ensemble the model folder already has")

@@ -74,7 +74,8 @@ def test_import_of_the_paper_checkpoint_gives_the_same_outputs(tmp_path, paper_m
     import_official(tmp_path / "official", tmp_path / "ours")
     assert "warning" in capsys.readouterr().err
     loaded = load_model_folder(tmp_path / "ours")
-    assert loaded.config.to_dict() == preset("paper", action_mean=[-0.0078, 0.0069], action_std=[0.2085, 0.2068]).to_dict()
+    expected = preset("paper", action_mean=[-0.0078, 0.0069], action_std=[0.2085, 0.2068])
+    assert loaded.config.to_dict() == expected.to_dict()
     card = (tmp_path / "ours" / "README.md").read_text()
     assert f"transformers {naming}" in card and "published PushT" in card
     frames, actions = torch.randint(0, 256, (3, 224, 224, 3), dtype=torch.uint8), torch.randn(1, 3, 10)

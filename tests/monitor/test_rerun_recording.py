@@ -175,8 +175,8 @@ def test_the_live_stream_logs_what_the_file_holds(make_app, tiny_model, referenc
     live.disconnect()  # the file is finished (its footer written)
     assert lewm(["rerun", str(session), "--out", str(tmp_path / "file.rrd")]) == 0
     a, b = read_rrd(tmp_path / "live.rrd"), read_rrd(tmp_path / "file.rrd")
-    for entity in ("/surprise/real", "/surprise/zero", "/uncertainty/total", "/forecast_error/shuffled/h3", "/copy_last/h1", "/events",
-                   "/scene/frame", "/expects/lookahead", "/horizon/real"):
+    for entity in ("/surprise/real", "/surprise/zero", "/uncertainty/total", "/forecast_error/shuffled/h3",
+                   "/copy_last/h1", "/events", "/scene/frame", "/expects/lookahead", "/horizon/real"):
         assert a[entity] == b[entity], entity
 
 
