@@ -23,8 +23,9 @@ PUSHT_ACTION_STD = [0.2085, 0.2068]
 
 @dataclass
 class ModelConfig:
-    # encoder: "vit" (the paper's) or "cnn" (convolutions only, model.py's ConvEncoder; enc_depth, enc_heads and
-    # enc_mlp unused, patch_size the size of its last grid's cells)
+    # encoder: "vit" (the paper's), "cnn" (convolutions only, model.py's ConvEncoder) or "keypoints" (convolutions and
+    # a spatial soft-argmax, model.py's KeypointEncoder); for both of ours enc_depth, enc_heads and enc_mlp are unused
+    # and patch_size is the size of the last grid's cells
     encoder: str = "vit"
     image_size: int = 224
     patch_size: int = 14
@@ -60,11 +61,11 @@ class ModelConfig:
             raise UserError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.stem not in ("patch", "conv"):
             raise UserError(f"unknown stem {self.stem!r}; choose patch or conv")
-        if self.encoder not in ("vit", "cnn"):
-            raise UserError(f"unknown encoder {self.encoder!r}; choose vit or cnn")
-        if self.encoder == "cnn" and (self.patch_size & (self.patch_size - 1) or self.patch_size < 2):
-            raise UserError(f"the cnn encoder halves the image log2(patch_size) times: patch_size must be a power of "
-                            f"two (got {self.patch_size})")
+        if self.encoder not in ("vit", "cnn", "keypoints"):
+            raise UserError(f"unknown encoder {self.encoder!r}; choose vit, cnn or keypoints")
+        if self.encoder != "vit" and (self.patch_size & (self.patch_size - 1) or self.patch_size < 2):
+            raise UserError(f"the {self.encoder} encoder halves the image log2(patch_size) times: patch_size must be a "
+                            f"power of two (got {self.patch_size})")
         if self.stem == "conv" and (self.patch_size & (self.patch_size - 1) or self.patch_size < 2
                                     or self.enc_width % self.patch_size):
             raise UserError(f"the conv stem halves the image log2(patch_size) times and doubles its width up to "

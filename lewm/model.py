@@ -175,6 +175,45 @@ class ConvEncoder(nn.Module):
         return self.head(self.trunk(pixels))
 
 
+def spatial_soft_argmax(maps: Tensor, grid_xy: Tensor) -> Tensor:
+    """(N, K, cells) map scores -> (N, K, 2): each map's softmax over the cells, as weights on the cells' (x, y)."""
+    return torch.softmax(maps, dim=-1) @ grid_xy
+
+
+class KeypointEncoder(nn.Module):
+    """The "keypoints" encoder: the cnn encoder's stride-2 convolutions down to a grid of patch_size-pixel cells, one
+    more 3x3 convolution there, then a spatial soft-argmax (Levine, Finn et al. 2016, "End-to-end training of deep
+    visuomotor policies"): a 1x1 convolution makes enc_width / 2 maps, each turned into the expected (x, y) in
+    [-1, 1] of what it responds to. Positions reach the latent as coordinates, and the T's angle as differences of
+    coordinates on a rigid body (proportional to its cos and sin), both linear reads, where a flattened grid leaves
+    them to be untangled. The keypoints and the grid's mean features (what is there, wherever it is) are projected to
+    enc_width, then LayerNorm."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        stages = cfg.patch_size.bit_length() - 1
+        widths = [min(cfg.enc_width, 32 << i) for i in range(stages)]
+        c = widths[-1]
+        self.trunk = nn.Sequential(strided_convolutions(widths), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                   nn.GroupNorm(math.gcd(8, c), c), nn.GELU())
+        self.keypoint_maps = nn.Conv2d(c, cfg.enc_width // 2, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(()))  # sharpens the maps' softmax as it grows
+        grid = cfg.image_size // cfg.patch_size
+        centres = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2 - 1
+        ys, xs = torch.meshgrid(centres, centres, indexing="ij")
+        self.register_buffer("grid_xy", torch.stack([xs.flatten(), ys.flatten()], dim=-1), persistent=False)
+        self.head = nn.Sequential(nn.Linear(cfg.enc_width + c, cfg.enc_width), nn.LayerNorm(cfg.enc_width))
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        features = self.trunk(pixels)  # (N, C, G, G)
+        maps = self.keypoint_maps(features).flatten(2) * self.log_temperature.exp()  # (N, K, G * G)
+        keypoints = spatial_soft_argmax(maps, self.grid_xy).flatten(1)  # (N, 2K)
+        return self.head(torch.cat([keypoints, features.mean(dim=(2, 3))], dim=1))
+
+
+ENCODERS = {"vit": ViTEncoder, "cnn": ConvEncoder, "keypoints": KeypointEncoder}  # ModelConfig.encoder's choices
+
+
 def _init_vit_weights(module: nn.Module) -> None:
     """HF ViT initialisation: truncated normal 0.02 for weights and embeddings, zero biases."""
     if isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -345,7 +384,7 @@ class LeWM(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.encoder = ConvEncoder(config) if config.encoder == "cnn" else ViTEncoder(config)
+        self.encoder = ENCODERS[config.encoder](config)
         self.projector = Projector(config.enc_width, config.proj_hidden, config.latent_dim)
         self.action_encoder = ActionEncoder(config)
         self.predictor = Predictor(config)

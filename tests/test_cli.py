@@ -104,5 +104,5 @@ def test_train_set_takes_the_named_choices_of_text_fields():
 
     assert parse_overrides(["stem=conv", "encoder=cnn", "patch_size=32"]) == {"stem": "conv", "encoder": "cnn",
                                                                               "patch_size": 32}
-    with pytest.raises(UserError, match="choose vit or cnn"):
+    with pytest.raises(UserError, match="choose vit, cnn or keypoints"):
         preset("tiny", **parse_overrides(["encoder=resnet"]))

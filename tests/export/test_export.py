@@ -149,12 +149,13 @@ def test_export_command_checks_its_model_folder(tmp_path, capsys):
     assert "argument --model" in capsys.readouterr().err
 
 
-def test_a_cnn_encoder_exports_and_agrees_with_torch(tmp_path):
+@pytest.mark.parametrize("encoder", ["cnn", "keypoints"])
+def test_our_encoders_export_and_agree_with_torch(tmp_path, encoder):
     from export.onnx_export import export_model_folder, save_model_folder
     from lewm.config import preset
     from lewm.model import LeWM
 
-    config = preset("tiny", encoder="cnn")
-    folder = save_model_folder(LeWM(config).eval(), config, tmp_path / "cnn", card="# cnn\n")
+    config = preset("tiny", encoder=encoder)
+    folder = save_model_folder(LeWM(config).eval(), config, tmp_path / encoder, card=f"# {encoder}\n")
     section = export_model_folder(folder)  # raises ParityError beyond 1e-4
     assert (folder / "encoder.onnx").is_file() and section["verification"]["encoder_max_abs_diff"] < 1e-4

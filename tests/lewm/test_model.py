@@ -141,8 +141,43 @@ def test_the_cnn_encoder_keeps_each_cell_of_its_grid_in_place(make_frames):
     assert z.shape == (2, config.latent_dim) and not torch.allclose(z[0], z[1], atol=1e-3)
     with pytest.raises(UserError, match="power of two"):
         preset("tiny", image_size=36, patch_size=12, encoder="cnn")
-    with pytest.raises(UserError, match="choose vit or cnn"):
+    with pytest.raises(UserError, match="choose vit, cnn or keypoints"):
         preset("tiny", encoder="resnet")
+
+
+def test_the_spatial_soft_argmax_finds_the_cell_a_map_peaks_on():
+    from lewm.model import KeypointEncoder, spatial_soft_argmax
+
+    config = preset("tiny", image_size=32, patch_size=8, encoder="keypoints")
+    grid_xy = KeypointEncoder(config).grid_xy  # the 4 x 4 cells' centres, row by row
+    maps = torch.zeros(1, 2, 16)
+    maps[0, 0, 1 * 4 + 3] = 50.0  # row 1, column 3
+    maps[0, 1, 2 * 4 + 0] = 50.0  # row 2, column 0
+    assert torch.allclose(spatial_soft_argmax(maps, grid_xy)[0], torch.tensor([[0.75, -0.25], [-0.75, 0.25]]),
+                          atol=1e-4)
+    uniform = spatial_soft_argmax(torch.zeros(1, 1, 16), grid_xy)
+    assert torch.allclose(uniform, torch.zeros(1, 1, 2), atol=1e-6)  # no peak: the grid's centre
+
+
+def test_the_keypoint_encoder_tells_where_a_thing_is(make_frames):
+    """The keypoints encoder (convolutions, then a spatial soft-argmax): the same picture in another place gives
+    another latent, and its coordinates pass through the keypoints (not only the mean features, which a moved
+    picture leaves almost alike)."""
+    from lewm.model import spatial_soft_argmax
+
+    config = preset("tiny", image_size=32, patch_size=8, encoder="keypoints")
+    model = LeWM(config).eval()
+    frames = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
+    frames[0, 2:6, 2:6] = 255
+    frames[1, 26:30, 26:30] = 255
+    with torch.no_grad():
+        z = model.encode_frames(frames)
+        encoder = model.encoder
+        maps = encoder.keypoint_maps(encoder.trunk(model.preprocess_frames(frames))).flatten(2)
+        keypoints = spatial_soft_argmax(maps * encoder.log_temperature.exp(), encoder.grid_xy)
+    assert z.shape == (2, config.latent_dim) and not torch.allclose(z[0], z[1], atol=1e-3)
+    assert keypoints.shape == (2, config.enc_width // 2, 2) and (keypoints[0] - keypoints[1]).abs().max() > 1e-3
+    assert not any(".layer." in k or "cls_token" in k for k in model.state_dict())
 
 
 def test_the_two_step_loss_feeds_the_first_predictions_back(make_model, make_frames):
