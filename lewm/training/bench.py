@@ -24,6 +24,7 @@ DESIGNS = {
     "128 px, 16 px patches (64 tokens)": dict(image_size=128, patch_size=16),
     "128 px, conv stem (64 tokens)": dict(image_size=128, patch_size=16, stem="conv"),
     "128 px, cnn encoder (4 x 4 grid)": dict(image_size=128, patch_size=32, encoder="cnn"),
+    "128 px, keypoints encoder (16 x 16 grid)": dict(image_size=128, patch_size=8, encoder="keypoints"),
     "96 px, 8 px patches (144 tokens)": dict(image_size=96, patch_size=8),
     "128 px, 8 px patches (256 tokens)": dict(image_size=128, patch_size=8),
 }
