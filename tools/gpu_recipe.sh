@@ -17,12 +17,12 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/recipe.log") 2>&1
 
 MIX=expert=0.1,noisy-expert:0.1=0.25,noisy-expert:0.2=0.25,noisy-expert:0.35=0.25,noisy-expert:0.5=0.15
-# the design the CPU design runs chose (BENCHMARKS.md, "Design runs: a convolutional encoder, SIGReg's weight ..."):
-# the cnn encoder with SIGReg weight 0.5; DESIGN overrides it
-DESIGN=${DESIGN:-"--preset small --set image_size=128 patch_size=32 encoder=cnn --sigreg-weight 0.5"}
+# the design the CPU design runs chose (BENCHMARKS.md, "Design runs: keypoints"):
+# the keypoints encoder with SIGReg weight 0.5; DESIGN overrides it
+DESIGN=${DESIGN:-"--preset small --set image_size=128 patch_size=8 encoder=keypoints --sigreg-weight 0.5"}
 if [ "${TINY:-0}" = 1 ]; then
   EPISODES=${EPISODES:-24} STEPS=40 MINUTES=${MINUTES:-0.5} BATCH=${BATCH:-8} LR=1e-3 WARMUP=5 PLAN_EPISODES=2
-  DESIGN="--preset tiny --set encoder=cnn --sigreg-weight 0.5" PROBE="--frames 64 --fit-frames 256"
+  DESIGN="--preset tiny --set encoder=keypoints --sigreg-weight 0.5" PROBE="--frames 64 --fit-frames 256"
 else
   EPISODES=${EPISODES:-10000} STEPS=120 MINUTES=${MINUTES:-8} BATCH=${BATCH:-256} LR=1e-3 WARMUP=500 PLAN_EPISODES=50
   PROBE=""
