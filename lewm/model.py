@@ -204,11 +204,14 @@ class KeypointEncoder(nn.Module):
         self.register_buffer("grid_xy", torch.stack([xs.flatten(), ys.flatten()], dim=-1), persistent=False)
         self.head = nn.Sequential(nn.Linear(cfg.enc_width + c, cfg.enc_width), nn.LayerNorm(cfg.enc_width))
 
-    def forward(self, pixels: Tensor) -> Tensor:
-        features = self.trunk(pixels)  # (N, C, G, G)
+    def keypoints(self, features: Tensor) -> Tensor:
+        """The trunk's features (N, C, G, G) -> (N, K, 2): where each of the K maps finds what it responds to."""
         maps = self.keypoint_maps(features).flatten(2) * self.log_temperature.exp()  # (N, K, G * G)
-        keypoints = spatial_soft_argmax(maps, self.grid_xy).flatten(1)  # (N, 2K)
-        return self.head(torch.cat([keypoints, features.mean(dim=(2, 3))], dim=1))
+        return spatial_soft_argmax(maps, self.grid_xy)
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        features = self.trunk(pixels)
+        return self.head(torch.cat([self.keypoints(features).flatten(1), features.mean(dim=(2, 3))], dim=1))
 
 
 ENCODERS = {"vit": ViTEncoder, "cnn": ConvEncoder, "keypoints": KeypointEncoder}  # ModelConfig.encoder's choices

@@ -159,12 +159,10 @@ def test_the_spatial_soft_argmax_finds_the_cell_a_map_peaks_on():
     assert torch.allclose(uniform, torch.zeros(1, 1, 2), atol=1e-6)  # no peak: the grid's centre
 
 
-def test_the_keypoint_encoder_tells_where_a_thing_is(make_frames):
+def test_the_keypoint_encoder_tells_where_a_thing_is():
     """The keypoints encoder (convolutions, then a spatial soft-argmax): the same picture in another place gives
     another latent, and its coordinates pass through the keypoints (not only the mean features, which a moved
     picture leaves almost alike)."""
-    from lewm.model import spatial_soft_argmax
-
     config = preset("tiny", image_size=32, patch_size=8, encoder="keypoints")
     model = LeWM(config).eval()
     frames = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
@@ -172,9 +170,7 @@ def test_the_keypoint_encoder_tells_where_a_thing_is(make_frames):
     frames[1, 26:30, 26:30] = 255
     with torch.no_grad():
         z = model.encode_frames(frames)
-        encoder = model.encoder
-        maps = encoder.keypoint_maps(encoder.trunk(model.preprocess_frames(frames))).flatten(2)
-        keypoints = spatial_soft_argmax(maps * encoder.log_temperature.exp(), encoder.grid_xy)
+        keypoints = model.encoder.keypoints(model.encoder.trunk(model.preprocess_frames(frames)))
     assert z.shape == (2, config.latent_dim) and not torch.allclose(z[0], z[1], atol=1e-3)
     assert keypoints.shape == (2, config.enc_width // 2, 2) and (keypoints[0] - keypoints[1]).abs().max() > 1e-3
     assert not any(".layer." in k or "cls_token" in k for k in model.state_dict())
