@@ -23,6 +23,8 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
             return super().forward(x)
         if x.dim() != 2:
             raise ValueError(f"GlobalBatchNorm1d takes (N, C) rows, got shape {tuple(x.shape)}")
+        # statistics in the buffers' dtype under bf16 autocast, as BatchNorm keeps them; the output in the input's dtype
+        dtype, x = x.dtype, x.to(self.running_mean.dtype)
         # two passes (mean, then the spread around it) as BatchNorm does, rather than E[x^2] - E[x]^2
         count = x.shape[0] * dist.get_world_size()  # every rank holds the same number of rows
         mean = sum_over_ranks(x.sum(0)) / count
@@ -34,7 +36,7 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
                 self.running_mean.lerp_(mean.detach(), factor)
                 self.running_var.lerp_(var.detach() * count / (count - 1), factor)
         out = (x - mean) * torch.rsqrt(var + self.eps)
-        return out * self.weight + self.bias if self.affine else out
+        return (out * self.weight + self.bias if self.affine else out).to(dtype)
 
 
 def use_global_batchnorm(model: nn.Module) -> nn.Module:

@@ -165,3 +165,15 @@ def test_sigreg_directions_come_from_the_step_generator_not_the_global_rng():
     assert torch.equal(torch.get_rng_state(), state)  # dropout's stream on each rank is left alone
     assert sigreg(z, generator=torch.Generator().manual_seed(7)).item() == first.item()  # every rank alike
     assert sigreg(z, generator=torch.Generator().manual_seed(8)).item() != first.item()
+
+
+def test_two_processes_train_under_bf16_autocast(dataset, tmp_path):
+    """The shared BatchNorm's running statistics stay float32 when autocast hands it bfloat16 rows."""
+    run = tmp_path / "run"
+    result = lewm("train", "--data", str(dataset), "--run", str(run), *TINY_ARGS, "--steps", "2",
+                  "--checkpoint-every", "2", "--nproc", "2", "--precision", "bf16")
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert record["step"] == 2 and torch.isfinite(torch.tensor(record["loss"]))
+    state = load_file(str(run / "checkpoint" / "weights.safetensors"))
+    assert all(value.dtype in (torch.float32, torch.int64) for value in state.values())
