@@ -29,19 +29,21 @@ def sigreg(z: Tensor, num_proj: int = 1024, knots: int = 17, t_max: float = 3.0,
         z = z.unsqueeze(0)
     if z.dtype in (torch.float16, torch.bfloat16):
         z = z.float()  # half-precision batches: the statistic needs float32 (float64 stays float64)
-    t = torch.linspace(0, t_max, knots, device=z.device, dtype=z.dtype)
-    phi = torch.exp(-t.square() / 2)
-    dt = t_max / (knots - 1)
-    weights = torch.full((knots,), 2 * dt, device=z.device, dtype=z.dtype)
-    weights[[0, -1]] = dt
-    weights = weights * phi
-    device = generator.device if generator is not None else z.device
-    directions = torch.randn(z.shape[-1], num_proj, device=device, generator=generator, dtype=torch.float32)
-    directions = directions.to(z.device, z.dtype)
-    directions = directions / directions.norm(dim=0)
-    x = (z @ directions).unsqueeze(-1) * t  # (T, N, P, K)
-    err = (x.cos().mean(dim=-3) - phi).square() + x.sin().mean(dim=-3).square()  # (T, P, K)
-    return ((err @ weights) * z.shape[-2]).mean()
+    # and so do its projections and their cos / sin, which autocast would otherwise compute in bfloat16
+    with torch.autocast(z.device.type, enabled=False):
+        t = torch.linspace(0, t_max, knots, device=z.device, dtype=z.dtype)
+        phi = torch.exp(-t.square() / 2)
+        dt = t_max / (knots - 1)
+        weights = torch.full((knots,), 2 * dt, device=z.device, dtype=z.dtype)
+        weights[[0, -1]] = dt
+        weights = weights * phi
+        device = generator.device if generator is not None else z.device
+        directions = torch.randn(z.shape[-1], num_proj, device=device, generator=generator, dtype=torch.float32)
+        directions = directions.to(z.device, z.dtype)
+        directions = directions / directions.norm(dim=0)
+        x = (z @ directions).unsqueeze(-1) * t  # (T, N, P, K)
+        err = (x.cos().mean(dim=-3) - phi).square() + x.sin().mean(dim=-3).square()  # (T, P, K)
+        return ((err @ weights) * z.shape[-2]).mean()
 
 
 class Loss(NamedTuple):

@@ -16,6 +16,18 @@ def test_sigreg_averages_over_time():
     assert sigreg(z).shape == ()
 
 
+def test_sigreg_under_bf16_autocast_is_computed_in_float32():
+    """Autocast would run the projections (and so their cos / sin) in bfloat16: a percent off, and noisy."""
+    z = torch.randn(4, 64, 128, generator=torch.Generator().manual_seed(0))
+    exact = sigreg(z, generator=torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = sigreg(z.bfloat16().float(), generator=torch.Generator().manual_seed(1))
+    assert under_autocast.dtype == torch.float32
+    assert torch.isclose(under_autocast, sigreg(z.bfloat16().float(), generator=torch.Generator().manual_seed(1)),
+                         rtol=1e-6)
+    assert torch.isclose(under_autocast, exact, rtol=1e-2)
+
+
 def test_a_few_adamw_steps_lower_the_loss(make_model, make_frames):
     model = make_model().train()
     frames, actions = make_frames(8, 4), torch.randn(8, 4, 10)
