@@ -58,9 +58,10 @@ def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor, sigreg_weight:
               reconstruction_weight: float = 0.0) -> Loss:
     """frames (B, T+1, H, W, 3) uint8 and raw action blocks (B, >=T, A), T <= history -> the loss and its parts.
 
-    rollout_steps 2 adds a second pass over the window [z_0, predicted z_1 .. z_{T-1}]: its outputs from position
-    1 on predict z_2 .. z_T from predictions, as a rollout does, and pred is the mean of the two passes' errors
-    (multi-step losses make a model that a planner's rollouts cannot exploit as easily).
+    rollout_steps k > 1 adds passes that feed predictions back: pass j (2..k) sees the window [z_0, pass j-1's
+    outputs for z_1 .. z_{T-1}], so its output at position j-1 predicts z_j from z_0 by j steps of the model's own
+    predictions, as a rollout does; its outputs from position j-1 on are scored, and pred is the mean of the passes'
+    errors (multi-step losses make a model that a planner's rollouts cannot exploit as easily).
 
     Action rows that are NaN (past an episode's end) become 0 after z-scoring, i.e. the mean action.
     In a process group, pred is this rank's mean (DDP averages the gradients over the ranks) and SIGReg is that
@@ -79,9 +80,11 @@ def lewm_loss(model: LeWM, frames: Tensor, action_blocks: Tensor, sigreg_weight:
     act_emb = model.embed_actions(actions)
     pred = model.predict(emb[:, :t], act_emb)
     pred_loss = F.mse_loss(pred.float(), emb[:, 1:].float())
-    if rollout_steps == 2 and t >= 2:
-        fed_back = model.predict(torch.cat([emb[:, :1], pred[:, :t - 1]], dim=1), act_emb)
-        pred_loss = (pred_loss + F.mse_loss(fed_back[:, 1:].float(), emb[:, 2:].float())) / 2
+    passes, fed_back = [pred_loss], pred
+    for j in range(2, min(rollout_steps, t) + 1):
+        fed_back = model.predict(torch.cat([emb[:, :1], fed_back[:, :t - 1]], dim=1), act_emb)
+        passes.append(F.mse_loss(fed_back[:, j - 1:].float(), emb[:, j:].float()))
+    pred_loss = sum(passes) / len(passes)
     reg = sigreg(gather_batch(emb).transpose(0, 1), generator=generator)
     total, reconstruction = pred_loss + sigreg_weight * reg, None
     if decoder is not None:

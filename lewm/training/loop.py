@@ -62,7 +62,7 @@ class TrainSettings:
     schedule: str = "steps"
     # "bf16": the forward pass under bfloat16 autocast (weights, optimiser and losses stay float32)
     precision: str = "fp32"
-    # 2 adds a second prediction pass that feeds the first pass's predictions back (sigreg.lewm_loss)
+    # k > 1 adds prediction passes that feed the previous pass's predictions back, up to k steps (sigreg.lewm_loss)
     rollout_steps: int = 1
     # > 0: a pixel decoder trained with the model paints each frame back from its latent, this weight times its
     # error in the loss (sigreg.lewm_loss); the checkpoint carries the decoder
@@ -73,8 +73,8 @@ class TrainSettings:
             raise UserError(f"unknown schedule {self.schedule!r}; choose steps or time")
         if self.precision not in ("fp32", "bf16"):
             raise UserError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
-        if self.rollout_steps not in (1, 2):
-            raise UserError(f"rollout_steps must be 1 or 2, got {self.rollout_steps}")
+        if self.rollout_steps < 1:
+            raise UserError(f"rollout_steps must be at least 1, got {self.rollout_steps}")
         if self.schedule == "time" and not self.time_budget_minutes:
             raise UserError("the time schedule needs a time budget (time_budget_minutes)")
         if not self.reconstruction_weight >= 0:
@@ -311,6 +311,9 @@ def train(dataset_path: str | Path, run: str | Path, config: ModelConfig, settin
     if settings.batch_size % ranks.world_size:
         raise UserError(f"a batch of {settings.batch_size} clips does not split evenly over {ranks.world_size} "
                         f"processes: make the batch size a multiple of {ranks.world_size}")
+    if settings.rollout_steps > config.history:
+        raise UserError(f"a {settings.rollout_steps}-step rollout loss needs clips of that many predictions, but the "
+                        f"model's history is {config.history}: use --rollout-steps {config.history} or less")
     device = ranks.device()
     with EpisodeDataset(dataset_path, config.image_size) as dataset:
         mean, std = action_statistics(dataset)

@@ -39,8 +39,9 @@ def add_arguments(p):
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: the forward pass under bfloat16 autocast (1.3-1.5x faster on CPUs with AVX512-BF16 "
                         "or AMX, and on GPUs); weights and the optimiser stay float32")
-    p.add_argument("--rollout-steps", type=int, choices=(1, 2), default=1,
-                   help="2 adds a two-step loss: the predictions are fed back once, as a planner's rollout does")
+    p.add_argument("--rollout-steps", type=Integer(1, 16), default=1, metavar="K",
+                   help="K > 1 adds losses on 2..K-step predictions, made by feeding the model's predictions back "
+                        "as a planner's rollout does (K at most the model's history, 3 in the presets)")
     p.add_argument("--reconstruction-weight", type=Number(minimum=0), default=0.0, metavar="W",
                    help="W > 0: a pixel decoder trained with the model paints every frame back from its latent, W "
                         "times its error in the loss, so that the latent keeps what the pixels show; the "

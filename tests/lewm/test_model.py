@@ -191,3 +191,23 @@ def test_the_two_step_loss_feeds_the_first_predictions_back(make_model, make_fra
     pred = model.predict(emb[:, :3], act)
     fed = model.predict(torch.cat([emb[:, :1], pred[:, :2]], 1), act)
     assert two.item() == pytest.approx((one.item() + F.mse_loss(fed[:, 1:], emb[:, 2:]).item()) / 2, rel=1e-4)
+
+
+def test_the_three_step_loss_scores_a_pure_three_step_rollout(make_model, make_frames):
+    import torch.nn.functional as F
+
+    from lewm.sigreg import lewm_loss
+
+    model = make_model().eval()  # eval: the projectors' BatchNorm uses the same statistics for every window length
+    frames, blocks = make_frames(4, 4), torch.randn(4, 3, model.config.action_block_dim)
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    two = lewm_loss(model, frames, blocks, generator=generator(), rollout_steps=2).pred
+    three = lewm_loss(model, frames, blocks, generator=generator(), rollout_steps=3).pred
+    emb = model.encode(model.preprocess_frames(frames.flatten(0, 1))).view(4, 4, -1)
+    act = model.embed_actions(model.normalise_actions(blocks))
+    with torch.no_grad():  # z_3 predicted from z_0 alone, one step at a time, as the planner rolls out
+        window = emb[:, :1]
+        for k in range(3):
+            window = torch.cat([window, model.predict(window, act[:, :k + 1])[:, -1:]], 1)
+    third = F.mse_loss(window[:, 3], emb[:, 3]).item()
+    assert three.item() == pytest.approx((2 * two.item() + third) / 3, rel=1e-4)

@@ -195,6 +195,8 @@ def test_bf16_autocast_and_the_two_step_loss_train(dataset, tmp_path):
     assert np.isfinite(record["loss"]) and record["step"] == 2
     with pytest.raises(UserError, match="precision"):
         TrainSettings(precision="fp8")
+    with pytest.raises(UserError, match="--rollout-steps 3 or less"):
+        train(dataset, tmp_path / "run4", preset("tiny"), TrainSettings(steps=2, batch_size=4, rollout_steps=4))
 
 
 def test_the_train_command_names_its_flags_where_the_library_does_not(dataset, tmp_path, capsys):
