@@ -3,7 +3,7 @@
 One "frame" is what the monitor spends per env frame: one encode of 1 frame, plus one batched predict for
 3 action streams x (H + 1) forecasts with H = 10, i.e. predict with batch 33 and T = history. The backends are timed
 round-robin (frame i on each backend in turn) so that load from other processes on a shared machine hits them alike.
-Runs on a given model folder (default models/pusht-small) and on presets with random weights (default: paper).
+Runs on a given model folder (default the bundled one) and on presets with random weights (default: paper).
 Where the folder has a pixel decoder, its decode() is timed too: the 5 look-ahead frames of one model step, one call.
 """
 from __future__ import annotations

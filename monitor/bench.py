@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lewm.bundled import BUNDLED_MODEL
+
 
 def bench_folder(folder: str, steps: int, label: str, window_seconds: float = 5.0) -> dict:
     from export.engine import OnnxEngine
@@ -80,7 +82,7 @@ def main(argv=None) -> list[dict]:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/pusht-small", help="the bundled (or any) model folder")
+    parser.add_argument("--model", default=str(BUNDLED_MODEL), help="the bundled (or any) model folder")
     parser.add_argument("--paper", default=None, help="a paper-size model folder (random weights are fine)")
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args(argv)

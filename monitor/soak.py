@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from lewm.bundled import BUNDLED_MODEL
 from lewm_errors import UserError
 
 RSS_GROWTH_LIMIT = 0.05
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     parser = argparse.ArgumentParser(prog="python -m monitor.soak", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", default="models/pusht-small", help="model folder")
+    parser.add_argument("--model", default=str(BUNDLED_MODEL), help="model folder")
     parser.add_argument("--steps", type=int, default=10_000, help="env steps of the run")
     parser.add_argument("--warmup", type=int, default=500, help="env steps before memory and speed are measured")
     parser.add_argument("--scene", default="seed-artifact", help="the scene (episodes follow one another)")

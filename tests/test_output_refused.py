@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from lewm.bundled import BUNDLED_MODEL as BUNDLED
 from lewm_cli import main
 
-BUNDLED = Path(__file__).resolve().parents[1] / "models" / "pusht-small"
 
 
 @pytest.fixture

@@ -85,10 +85,11 @@ def psnr(path: Path, frames: list[bytes], size: tuple[int, int]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lewm.bundled import BUNDLED_MODEL
     from monitor.recorder import ENCODER_PARAMS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="models/pusht-small", help="model folder the monitor runs")
+    p.add_argument("--model", default=str(BUNDLED_MODEL), help="model folder the monitor runs")
     p.add_argument("--frames", type=int, default=300, help="window frames to encode (3.7 MB of memory each)")
     p.add_argument("--warmup", type=int, default=100, help="env steps run before the frames are kept")
     p.add_argument("--repeats", type=int, default=8, help="encodings of the frames per setting, round-robin")

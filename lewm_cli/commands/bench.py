@@ -1,6 +1,6 @@
 """Per-frame latency of the model interface (one encode of 1 frame + one predict of batch 33 = 3 action streams x
 11 forecasts, T = history), p50 and p99, for torch eager, ONNX Runtime fp32 and ONNX Runtime int8: on a model folder
-(default models/pusht-small, skipped with a note if absent) and on presets with random weights (default paper),
+(default the bundled one, skipped with a note if absent) and on presets with random weights (default paper),
 made and exported in a temporary folder. Prints a table and the int8 vs fp32 agreement; --out writes the JSON."""
 from __future__ import annotations
 

@@ -4,8 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lewm.bundled import BUNDLED_MODEL
+
 ROOT = Path(__file__).resolve().parents[2]
-BUNDLED = ROOT / "models" / "pusht-small"
+BUNDLED = BUNDLED_MODEL
 COMMANDS = [["train", "--data", "data.h5", "--run", "run"], ["probe", "latent", "--model", str(BUNDLED), "--out", "o"],
             ["export", "--preset", "tiny", "--random-weights", "--out", "m"], ["bench"],
             ["import-official", "folder", "--out", "m"]]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from lewm.bundled import BUNDLED_MODEL as BUNDLED
 from lewm.checkpoint import save_model_folder
 from lewm.config import preset
 from lewm.model import LeWM
@@ -16,7 +17,6 @@ from lewm.probes.pose import TARGETS, run_pose, score_embeddings, targets_of
 from lewm.torch_backend import TorchBackend
 from scenes.pose_states import pose_states
 
-BUNDLED = Path(__file__).resolve().parents[2] / "models" / "pusht-small"
 
 
 @pytest.fixture(scope="module")

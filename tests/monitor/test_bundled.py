@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lewm.bundled import BUNDLED_MODEL
 from monitor.app import run_app
 from monitor.session import column, read_log
 
 # LEWM_BUNDLED_MODEL points the test at another model folder (e.g. an exported training checkpoint).
-BUNDLED = Path(os.environ.get("LEWM_BUNDLED_MODEL", Path(__file__).resolve().parents[2] / "models" / "pusht-small"))
+BUNDLED = Path(os.environ.get("LEWM_BUNDLED_MODEL", BUNDLED_MODEL))
 STEPS = 90  # the square is in the frame at env steps 25..74
 
 
