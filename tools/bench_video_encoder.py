@@ -1,7 +1,7 @@
 """Which x264 settings the recorder should use: ffmpeg's CPU time per frame, the file size and the fidelity to the
 drawn frames, measured on the monitor's own window.
 
-    python tools/bench_video_encoder.py --model models/pusht-small --frames 300 --repeats 8
+    python tools/bench_video_encoder.py --model models/pusht-keypoints --frames 300 --repeats 8
 
 Runs the monitor headless (lockstep, every panel drawn, no video of its own) for --frames env steps after a
 warm-up and keeps each window frame as the recorder would hand it to ffmpeg (monitor.recorder.frame_bytes). Then encodes

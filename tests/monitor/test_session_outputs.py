@@ -137,4 +137,4 @@ def test_an_unreachable_display_runs_headless_and_says_so(tiny_model, bank, refe
 def test_the_bundled_model_is_the_default_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     engine = load_engine(BUNDLED_MODEL, None, "fp32")
-    assert engine.folder.resolve() == (ROOT / "models" / "pusht-small").resolve()
+    assert engine.folder.resolve() == (ROOT / "models" / "pusht-keypoints").resolve()
