@@ -1,12 +1,9 @@
 """Commands that fill a folder or a file refuse one that already holds something unless --force, and say so in one
 line before their work starts (a training run must not end by overwriting a model folder)."""
-from pathlib import Path
-
 import pytest
 
 from lewm.bundled import BUNDLED_MODEL as BUNDLED
 from lewm_cli import main
-
 
 
 @pytest.fixture

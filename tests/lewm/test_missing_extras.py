@@ -4,10 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lewm.bundled import BUNDLED_MODEL
+from lewm.bundled import BUNDLED_MODEL as BUNDLED
 
 ROOT = Path(__file__).resolve().parents[2]
-BUNDLED = BUNDLED_MODEL
 COMMANDS = [["train", "--data", "data.h5", "--run", "run"], ["probe", "latent", "--model", str(BUNDLED), "--out", "o"],
             ["export", "--preset", "tiny", "--random-weights", "--out", "m"], ["bench"],
             ["import-official", "folder", "--out", "m"]]

@@ -2,7 +2,6 @@
 scored frames never share a seed or a frame; and `lewm probe pose` runs end to end on a tiny model and on the
 bundled one, refusing bad values with one line."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from lewm.probes.common import jsonable
 from lewm.probes.pose import TARGETS, run_pose, score_embeddings, targets_of
 from lewm.torch_backend import TorchBackend
 from scenes.pose_states import pose_states
-
 
 
 @pytest.fixture(scope="module")
