@@ -1,7 +1,10 @@
 """Live surprise: the last ~30 s, one line per action stream (the active one bold), a shaded band while an
 artifact is in the frame, and the spikes of the active stream marked; where the model serves it, beside them its
 uncertainty about each frame's forecast (a purple area, on its own axis at the right): surprise says the world did
-what the model did not expect, uncertainty says where the model did not know what to expect.
+what the model did not expect, uncertainty says where the model did not know what to expect. The uncertainty's part
+the ensemble's members disagree on is drawn dense inside its area: what more data would teach the model (it rises
+where the data were thin: lewm probe uncertainty), where the rest, the error the members expect of themselves, rises
+at contact, where the next step is hard to call.
 
 The axes never rescale with the data: surprise, 1 - cos, lies in [0, 2], and the chart shows it on a fixed log
 scale from 0.001 to 2, so a model's quiet baseline (~0.003-0.08) and an artifact's spike (0.3-1) are both readable
@@ -26,6 +29,7 @@ TICK_SECONDS = 5
 UNCERTAINTY_RANGE = (0.1, 100.0)  # the right y axis, log scale
 UNCERTAINTY_TICKS = (0.1, 1.0, 10.0, 100.0)
 UNCERTAINTY_ALPHA = 45  # of the area under the uncertainty curve
+DISAGREEMENT_ALPHA = 150  # of the area under its disagreement part
 
 
 def log_fraction(values, value_range: tuple[float, float]) -> np.ndarray:
@@ -57,7 +61,7 @@ class SurprisePanel:
         self.rect = rect
 
     def draw(self, surface: pygame.Surface, data: LiveData, active: str) -> None:
-        inner = style.frame_panel(surface, self.rect, "surprise  1 - cos(predicted, seen), per action stream")
+        inner = style.frame_panel(surface, self.rect, "surprise  1 - cos(predicted, seen)")
         unsure = np.array(data.uncertainty, np.float64)
         right = 44 if np.isfinite(unsure).any() else 6  # room for the uncertainty axis where there is one
         plot = pygame.Rect(inner.x + 52, inner.y + 4, inner.w - 52 - right, inner.h - 22)
@@ -83,7 +87,7 @@ class SurprisePanel:
                 style.text(surface, label, (x, plot.bottom + 3), 15, style.DIM, anchor)
 
         if right > 6:
-            self._draw_uncertainty(surface, plot, xs, unsure)
+            self._draw_uncertainty(surface, plot, xs, unsure, np.array(data.disagreement, np.float64))
         order = [s for s in ACTION_STREAMS if s != active] + [active]  # the active one on top
         for name in order:
             k = ACTION_STREAMS.index(name)
@@ -105,29 +109,34 @@ class SurprisePanel:
                            "topright")
             x = r.x
         if len(unsure) and np.isfinite(unsure[-1]):
-            style.text(surface, f"uncertainty now: {unsure[-1]:.2f}", (x - 12, inner.y - 18), 17, style.UNCERTAINTY,
-                       "topright")
+            label = f"uncertainty now: {unsure[-1]:.2f}"
+            if len(data.disagreement) and np.isfinite(data.disagreement[-1]):
+                label += f" (disagreement {data.disagreement[-1]:.2f})"
+            style.text(surface, label, (x - 12, inner.y - 18), 17, style.UNCERTAINTY, "topright")
 
-    def _draw_uncertainty(self, surface: pygame.Surface, plot: pygame.Rect, xs: np.ndarray, unsure: np.ndarray
-                          ) -> None:
-        """The uncertainty as a translucent purple area under its curve (under the surprise lines, which stay
-        readable through it), and its axis at the plot's right edge."""
+    def _draw_uncertainty(self, surface: pygame.Surface, plot: pygame.Rect, xs: np.ndarray, unsure: np.ndarray,
+                          disagreement: np.ndarray) -> None:
+        """The uncertainty as a translucent purple area under its curve, its disagreement part dense inside it
+        (both under the surprise lines, which stay readable through them), and their axis at the plot's right
+        edge."""
         for v in UNCERTAINTY_TICKS:
             y = plot.bottom - plot.h * float(log_fraction(v, UNCERTAINTY_RANGE))
             pygame.draw.line(surface, style.UNCERTAINTY, (plot.right, y), (plot.right + 4, y))
             style.text(surface, f"{v:g}", (plot.right + 6, y), 15, style.UNCERTAINTY, "midleft")
         pygame.draw.line(surface, style.UNCERTAINTY, (plot.right, plot.y), (plot.right, plot.bottom))
-        ys = plot.h * (1 - log_fraction(unsure, UNCERTAINTY_RANGE))  # in the plot's own coordinates
-        area = pygame.Surface(plot.size, pygame.SRCALPHA)
-        for i, j in _runs(np.isfinite(unsure)):
-            points = np.column_stack([xs[i:j] - plot.x, ys[i:j]]).tolist()
-            if len(points) == 1:
-                pygame.draw.circle(area, style.UNCERTAINTY, points[0], 2)
-                continue
-            outline = [(points[0][0], plot.h)] + points + [(points[-1][0], plot.h)]
-            pygame.draw.polygon(area, (*style.UNCERTAINTY, UNCERTAINTY_ALPHA), outline)
-            pygame.draw.lines(area, style.UNCERTAINTY, False, points, 1)
-        surface.blit(area, plot.topleft)
+        for values, alpha in ((unsure, UNCERTAINTY_ALPHA), (disagreement, DISAGREEMENT_ALPHA)):
+            ys = plot.h * (1 - log_fraction(values, UNCERTAINTY_RANGE))  # in the plot's own coordinates
+            layer = pygame.Surface(plot.size, pygame.SRCALPHA)
+            for i, j in _runs(np.isfinite(values)):
+                points = np.column_stack([xs[i:j] - plot.x, ys[i:j]]).tolist()
+                if len(points) == 1:
+                    pygame.draw.circle(layer, (*style.UNCERTAINTY, alpha), points[0], 2)
+                    continue
+                outline = [(points[0][0], plot.h)] + points + [(points[-1][0], plot.h)]
+                pygame.draw.polygon(layer, (*style.UNCERTAINTY, alpha), outline)
+                if values is unsure:
+                    pygame.draw.lines(layer, style.UNCERTAINTY, False, points, 1)
+            surface.blit(layer, plot.topleft)
 
     @staticmethod
     def _line(surface, color, points, width) -> None:

@@ -63,6 +63,30 @@ def test_uncertainty_is_an_area_whose_height_reads_on_its_log_axis():
     assert low > 10 and high / low == pytest.approx(np.log10(500) / np.log10(10), rel=0.1)
 
 
+def test_the_disagreement_is_a_dense_area_inside_the_uncertaintys_on_the_same_axis():
+    """The part of the uncertainty the ensemble disagrees on is drawn dense inside the uncertainty's light area, on
+    the same log axis: where it is 10 its column stands (log 100 / log 10) = 2 times as tall as where it is 1, while
+    the total, 20 throughout, keeps its height."""
+    pygame.font.init()
+    data = LiveData(horizon=3)
+    for k in range(200):
+        data.surprise.append(np.full(3, np.nan))
+        data.uncertainty.append(20.0)
+        data.disagreement.append(1.0 if k < 100 else 10.0)
+        data.artifact.append(False)
+        data.spike.append(False)
+    surface = pygame.Surface(RECT.size)
+    SurprisePanel(RECT).draw(surface, data, "real")
+    rgb = pygame.surfarray.array3d(surface).astype(int)[:, 30:]  # below the title and the purple legend
+    tinted = (rgb[..., 2] - rgb[..., 1] > 10) & (rgb[..., 0] - rgb[..., 1] > 5)
+    dense = tinted & (rgb[..., 1] < 170)  # the light area over the panel's white stays above 200 in green
+    columns = (slice(150, 300), slice(450, 600))
+    low, high = (np.median(dense[c].sum(axis=1)) for c in columns)
+    assert low > 10 and high / low == pytest.approx(2.0, rel=0.1)
+    assert np.median(tinted[columns[0]].sum(axis=1)) == pytest.approx(np.median(tinted[columns[1]].sum(axis=1)),
+                                                                      abs=2)
+
+
 def test_headless_videos_show_no_window_only_fields(make_app):
     app = make_app(steps=3)  # headless, recording its video
     assert app.recorder is not None
