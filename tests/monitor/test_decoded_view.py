@@ -168,6 +168,7 @@ def test_plan_mode_draws_the_decoded_end_of_the_chosen_plan_next_to_the_goal(dec
 
     init_pygame(True)
     app = MonitorApp(decoding_engine, bank, Options(headless=True, lockstep=True, session=False, mode="plan",
+                                                    sessions=str(tmp_path / "sessions"),  # its video goes there
                                                     plan=PlannerSettings(samples=24, iterations=3, elites=4)))
     try:
         app.run_headless(2)
