@@ -34,8 +34,8 @@ class LiveData:
         self.spike_request: np.ndarray | None = None  # the spiking frame's one-step prediction, to be decoded
         self._spike_pending: tuple | None = None  # (env step, seen frame) of the requested decode
         self.surprise: deque[np.ndarray] = deque(maxlen=CHART_STEPS)  # (3,) per env step
-        self.uncertainty: deque[float] = deque(maxlen=CHART_STEPS)  # the forecast's total uncertainty; NaN: none
-        self.disagreement: deque[float] = deque(maxlen=CHART_STEPS)  # its part the ensemble disagrees on; NaN: none
+        # (2,) per env step: the forecast's uncertainty in its parts (disagreement, noise); NaN: none
+        self.uncertainty: deque[np.ndarray] = deque(maxlen=CHART_STEPS)
         self.artifact: deque[bool] = deque(maxlen=CHART_STEPS)
         self.spike: deque[bool] = deque(maxlen=CHART_STEPS)
         self.steps: deque[int] = deque(maxlen=CHART_STEPS)
@@ -64,8 +64,7 @@ class LiveData:
         rec = result.record
         if rec is None:  # a dropped frame: a hole in the chart
             self._push_chart(np.full(3, np.nan), bool(result.item.info.get("artifacts")), result.item.env_step)
-            self.uncertainty.append(float("nan"))
-            self.disagreement.append(float("nan"))
+            self.uncertainty.append(np.full(2, np.nan))
             self.path.clear()
             return
         if result.item.episode_start:
@@ -73,9 +72,7 @@ class LiveData:
         self.last = result
         self.latency.append(result.latency)
         self._push_chart(rec.surprise, bool(result.item.info.get("artifacts")), result.item.env_step)
-        parts = [np.nan, np.nan] if rec.uncertainty is None else rec.uncertainty  # (disagreement, noise)
-        self.uncertainty.append(float(np.sum(parts)))
-        self.disagreement.append(float(parts[0]))
+        self.uncertainty.append(np.full(2, np.nan) if rec.uncertainty is None else np.asarray(rec.uncertainty, float))
         self._pictures(result)
         self._push_horizon(rec.forecast_error, rec.copy_last_error)
         if rec.pca is not None:

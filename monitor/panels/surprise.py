@@ -62,7 +62,8 @@ class SurprisePanel:
 
     def draw(self, surface: pygame.Surface, data: LiveData, active: str) -> None:
         inner = style.frame_panel(surface, self.rect, "surprise  1 - cos(predicted, seen)")
-        unsure = np.array(data.uncertainty, np.float64)
+        parts = np.array(data.uncertainty, np.float64).reshape(-1, 2)  # (disagreement, noise) per step
+        unsure, disagreement = parts.sum(axis=1), parts[:, 0]
         right = 44 if np.isfinite(unsure).any() else 6  # room for the uncertainty axis where there is one
         plot = pygame.Rect(inner.x + 52, inner.y + 4, inner.w - 52 - right, inner.h - 22)
         values = np.array(data.surprise, np.float64).reshape(-1, len(ACTION_STREAMS))
@@ -87,7 +88,7 @@ class SurprisePanel:
                 style.text(surface, label, (x, plot.bottom + 3), 15, style.DIM, anchor)
 
         if right > 6:
-            self._draw_uncertainty(surface, plot, xs, unsure, np.array(data.disagreement, np.float64))
+            self._draw_uncertainty(surface, plot, xs, unsure, disagreement)
         order = [s for s in ACTION_STREAMS if s != active] + [active]  # the active one on top
         for name in order:
             k = ACTION_STREAMS.index(name)
@@ -109,10 +110,8 @@ class SurprisePanel:
                            "topright")
             x = r.x
         if len(unsure) and np.isfinite(unsure[-1]):
-            label = f"uncertainty now: {unsure[-1]:.2f}"
-            if len(data.disagreement) and np.isfinite(data.disagreement[-1]):
-                label += f" (disagreement {data.disagreement[-1]:.2f})"
-            style.text(surface, label, (x - 12, inner.y - 18), 17, style.UNCERTAINTY, "topright")
+            style.text(surface, f"uncertainty now: {unsure[-1]:.2f} (disagreement {disagreement[-1]:.2f})",
+                       (x - 12, inner.y - 18), 17, style.UNCERTAINTY, "topright")
 
     def _draw_uncertainty(self, surface: pygame.Surface, plot: pygame.Rect, xs: np.ndarray, unsure: np.ndarray,
                           disagreement: np.ndarray) -> None:

@@ -51,7 +51,7 @@ def test_uncertainty_is_an_area_whose_height_reads_on_its_log_axis():
     data = LiveData(horizon=3)
     for v in [1.0] * 100 + [50.0] * 100:
         data.surprise.append(np.full(3, np.nan))  # no surprise lines: only the uncertainty in the plot
-        data.uncertainty.append(v)
+        data.uncertainty.append(np.array([0.0, v]))  # (disagreement, noise)
         data.artifact.append(False)
         data.spike.append(False)
     surface = pygame.Surface(RECT.size)
@@ -71,8 +71,8 @@ def test_the_disagreement_is_a_dense_area_inside_the_uncertaintys_on_the_same_ax
     data = LiveData(horizon=3)
     for k in range(200):
         data.surprise.append(np.full(3, np.nan))
-        data.uncertainty.append(20.0)
-        data.disagreement.append(1.0 if k < 100 else 10.0)
+        disagreement = 1.0 if k < 100 else 10.0
+        data.uncertainty.append(np.array([disagreement, 20.0 - disagreement]))
         data.artifact.append(False)
         data.spike.append(False)
     surface = pygame.Surface(RECT.size)
