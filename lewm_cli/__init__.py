@@ -13,7 +13,7 @@ import warnings
 
 from lewm_cli.arguments import Parser
 from lewm_cli.commands import (bench, collect, export, import_official, list_scenes, monitor, plan, probe, rerun,
-                               train, train_decoder, train_ensemble)
+                               train, train_decoder, train_ensemble, tune_predictor)
 from lewm_errors import UserError
 from lewm_cli.help_format import HelpFormatter
 
@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "train": train,
     "train-decoder": train_decoder,
     "train-ensemble": train_ensemble,
+    "tune-predictor": tune_predictor,
     "import-official": import_official,
     "probe": probe,
     "export": export,

@@ -30,6 +30,7 @@ def occupied(tmp_path):
 @pytest.mark.parametrize("argv", [
     ["train", "--data", "data.h5", "--run", "run", "--preset", "tiny", "--out"],
     ["train-decoder", "--model", str(BUNDLED), "--data", "data.h5", "--out"],
+    ["tune-predictor", "--model", str(BUNDLED), "--data", "data.h5", "--run", "run", "--out"],
     ["import-official", "official", "--out"],
     ["export", "--preset", "tiny", "--random-weights", "--out"],
 ], ids=lambda argv: argv[0])

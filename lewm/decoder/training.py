@@ -9,7 +9,6 @@ settings and a JSON-lines log; resume=True continues from the checkpoint, its ti
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -23,6 +22,7 @@ from tqdm import tqdm
 
 from lewm.decoder.model import DecoderConfig, PixelDecoder, decoder_loss, encoder_sha256
 from lewm.decoder.pixels import psnr, to_uint8
+from lewm.training.schedule import warmup_cosine
 from lewm_errors import UserError
 
 LATENTS = "latents.npz"
@@ -52,13 +52,7 @@ class DecoderTrainSettings:
             raise UserError(f"the held-out share must be between 0 and 1, got {self.val_fraction}")
 
     def lr_at(self, step: int, elapsed_s: float) -> float:
-        """Linear warm-up, then cosine decay to 5% of the peak over whichever ends first: steps or time budget."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
-        if self.time_budget_minutes:
-            progress = max(progress, elapsed_s / (60 * self.time_budget_minutes))
-        return self.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return warmup_cosine(self.lr, step, self.warmup, self.steps, elapsed_s, self.time_budget_minutes)
 
 
 @dataclass

@@ -10,7 +10,6 @@ The action bounds of the data (quantiles of its raw actions) are reported with t
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, gaussian_nll
+from lewm.training.schedule import warmup_cosine
 from lewm_errors import UserError
 
 BOUND_QUANTILES = (0.005, 0.995)
@@ -44,11 +44,7 @@ class EnsembleTrainSettings:
             raise UserError(f"the held-out share must be between 0 and 1, got {self.val_fraction}")
 
     def lr_at(self, step: int, elapsed_s: float) -> float:
-        """Cosine decay to 5% of the peak over whichever ends first: the steps or the time budget."""
-        progress = step / self.steps
-        if self.time_budget_minutes:
-            progress = max(progress, elapsed_s / (60 * self.time_budget_minutes))
-        return self.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return warmup_cosine(self.lr, step, 0, self.steps, elapsed_s, self.time_budget_minutes)
 
 
 @dataclass

@@ -213,3 +213,14 @@ def test_the_train_command_names_its_flags_where_the_library_does_not(dataset, t
     err = capsys.readouterr().err
     assert "--batch-size 3 does not split evenly over 2 processes" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "new").exists()
+
+
+def test_the_frozen_encoder_trainers_schedule_warms_up_then_decays_by_steps_or_time():
+    from lewm.training.schedule import warmup_cosine
+
+    assert warmup_cosine(1.0, 0, 10, 110) == pytest.approx(0.1)
+    assert warmup_cosine(1.0, 10, 10, 110) == pytest.approx(1.0)
+    assert warmup_cosine(1.0, 60, 10, 110) == pytest.approx(0.05 + 0.95 * 0.5)  # half the steps after the warm-up
+    assert warmup_cosine(1.0, 110, 10, 110) == pytest.approx(0.05)
+    assert warmup_cosine(1.0, 10, 10, 110, elapsed_s=30, budget_minutes=1) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert warmup_cosine(1.0, 5, 0, 10) == pytest.approx(0.05 + 0.95 * 0.5)  # no warm-up

@@ -1,0 +1,16 @@
+"""The learning-rate schedule of the trainers on a frozen encoder (decoder, ensemble, predictor tuning)."""
+from __future__ import annotations
+
+import math
+
+
+def warmup_cosine(lr: float, step: int, warmup: int, steps: int, elapsed_s: float = 0.0,
+                  budget_minutes: float | None = None, floor: float = 0.05) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to floor x lr over whichever ends first: the steps
+    after the warm-up, or the time budget (elapsed_s = training wall time so far)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    if budget_minutes:
+        progress = max(progress, elapsed_s / (60 * budget_minutes))
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
