@@ -252,7 +252,7 @@ def tune_predictor(model_dir: str | Path, data: str | Path, run: str | Path, set
     torch.manual_seed(settings.seed)
     if resume:
         model.load_state_dict(load_file(str(checkpoint / "weights.safetensors")))
-        state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed_before = state["step"], state["elapsed_s"]
         rng.bit_generator.state = state["rng"]
@@ -261,7 +261,7 @@ def tune_predictor(model_dir: str | Path, data: str | Path, run: str | Path, set
         (run / "settings.json").write_text(json.dumps(asdict(settings), indent=2) + "\n")
     branch_count = int(round(settings.branch_share * settings.batch_size)) if branches is not None else 0
     start = time.perf_counter() - elapsed_before
-    log_file = (run / "log.jsonl").open("a")
+    log_file = (run / "log.jsonl").open("a" if resume else "w")
     timed = settings.time_budget_minutes is not None  # then the bar counts the budget's minutes
     bar = (tqdm(total=round(settings.time_budget_minutes, 1), initial=round(elapsed_before / 60, 1),
                 desc="tune-predictor", unit="min", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} min{postfix}")
@@ -278,8 +278,7 @@ def tune_predictor(model_dir: str | Path, data: str | Path, run: str | Path, set
             picks.append((branches, rng.choice(train_rows["branches"], branch_count)))
         z = torch.from_numpy(np.concatenate([c.z[r] for c, r in picks]))
         blocks = torch.from_numpy(np.concatenate([c.blocks[r] for c, r in picks]))
-        model.train()
-        model.encoder.eval(), model.projector.eval()
+        model.train()  # the encoder and projector are not called: the clips hold their latents
         losses = clip_losses(model, z, blocks, settings.horizon)
         loss = sum(losses.values()) / len(losses)
         optimizer.zero_grad(set_to_none=True)
