@@ -303,7 +303,8 @@ def tune_predictor(model_dir: str | Path, data: str | Path, run: str | Path, set
     log_file.close()
     facts = {"dataset": str(data), "steps": step, "minutes": round((time.perf_counter() - start) / 60, 1),
              "clips": {name: int(len(rows)) for name, rows in train_rows.items()},
-             "held_out_rollout_error_over_copy_last": {"before": before, "after": after}, **asdict(settings)}
+             "held_out_rollout_error_over_copy_last": {"before": before, "after": after},
+             "settings": asdict(settings)}
     return model, facts
 
 

@@ -123,3 +123,12 @@ def test_a_stopped_tuning_resumes_from_its_checkpoint(tiny_folder, dataset, tmp_
     assert facts["steps"] == 15
     logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in logged] == [10, 15]  # each run's closing figures; no step logged twice
+
+
+def test_a_run_ended_by_its_time_budget_reports_the_steps_it_took(tiny_folder, dataset, tmp_path):
+    from lewm.training.predictor_tuning import tune_predictor
+
+    settings = TuneSettings(steps=50, batch_size=8, branches=0, branch_share=0.0, horizon=2,
+                            time_budget_minutes=1e-9)
+    _, facts = tune_predictor(tiny_folder, dataset, tmp_path, settings, log=lambda line: None)
+    assert facts["steps"] == 0 and facts["settings"]["steps"] == 50
