@@ -3,10 +3,10 @@
 A planner rolls the predictor out open-loop from one real frame (context 1) for `horizon` action blocks and trusts
 where the rollout ends; joint training (lewm/training/loop.py) scores mostly one-step forecasts from real windows of
 the data's own actions. Planners pick action sequences unlike the data's, and there the predictor is far less right:
-on random-action branches the bundled model's 5-block rollout error was 0.52 of copy-last's, against 0.09 on the
-data's episodes. This stage keeps the encoder (so the latent space, the decoder, the ensemble and the probes of what
-the encoder sees stay as they are) and trains the predictor, the action encoder and the prediction projector on
-clips of history + horizon latents, with three mean-squared errors in latent space, equally weighted:
+on random-action branches the 5-block rollout error of models/pusht-keypoints' stage 3 was 0.52 of copy-last's,
+against 0.09 on the data's episodes. This stage keeps the encoder (so the latent space, the decoder, the ensemble and
+the probes of what the encoder sees stay as they are) and trains the predictor, the action encoder and the prediction
+projector on clips of history + horizon latents, with three mean-squared errors in latent space, equally weighted:
 
 - one step from windows of `history` real latents (the stream's forecast, and joint training's loss);
 - an open-loop rollout of `horizon` blocks from 1 real latent (the planner's);
