@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from lewm.decoder.model import DecoderConfig, PixelDecoder, decoder_loss, encoder_sha256
 from lewm.decoder.pixels import psnr, to_uint8
-from lewm.training.schedule import warmup_cosine
+from lewm.training.schedule import check_budget_and_held_out, warmup_cosine
 from lewm_errors import UserError
 
 LATENTS = "latents.npz"
@@ -46,10 +46,7 @@ class DecoderTrainSettings:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
             raise UserError("the decoder's steps, batch size and checkpoint interval must be at least 1")
-        if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
-            raise UserError("the decoder's time budget must be positive (minutes)")
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"the held-out share must be between 0 and 1, got {self.val_fraction}")
+        check_budget_and_held_out("decoder", self.time_budget_minutes, self.val_fraction)
 
     def lr_at(self, step: int, elapsed_s: float) -> float:
         return warmup_cosine(self.lr, step, self.warmup, self.steps, elapsed_s, self.time_budget_minutes)

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, gaussian_nll
-from lewm.training.schedule import warmup_cosine
+from lewm.training.schedule import check_budget_and_held_out, warmup_cosine
 from lewm_errors import UserError
 
 BOUND_QUANTILES = (0.005, 0.995)
@@ -38,10 +38,7 @@ class EnsembleTrainSettings:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise UserError("the ensemble's steps and batch size must be at least 1")
-        if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
-            raise UserError("the ensemble's time budget must be positive (minutes)")
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"the held-out share must be between 0 and 1, got {self.val_fraction}")
+        check_budget_and_held_out("ensemble", self.time_budget_minutes, self.val_fraction)
 
     def lr_at(self, step: int, elapsed_s: float) -> float:
         return warmup_cosine(self.lr, step, 0, self.steps, elapsed_s, self.time_budget_minutes)

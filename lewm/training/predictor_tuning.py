@@ -41,7 +41,7 @@ from tqdm import tqdm
 from lewm.checkpoint import load_model_folder
 from lewm.decoder.model import encoder_sha256
 from lewm.model import LeWM
-from lewm.training.schedule import warmup_cosine
+from lewm.training.schedule import check_budget_and_held_out, warmup_cosine
 from lewm_errors import UserError
 
 LATENTS = "latents.npz"
@@ -73,10 +73,7 @@ class TuneSettings:
                             f"and {self.branch_share}")
         if self.branch_share > 0 and self.branches == 0:
             raise UserError("a batch share of branches needs branches: give --branches N, or --branch-share 0")
-        if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
-            raise UserError("the tuning's time budget must be positive (minutes)")
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"the held-out share must be between 0 and 1, got {self.val_fraction}")
+        check_budget_and_held_out("tuning", self.time_budget_minutes, self.val_fraction)
 
     def lr_at(self, step: int, elapsed_s: float) -> float:
         return warmup_cosine(self.lr, step, self.warmup, self.steps, elapsed_s, self.time_budget_minutes)

@@ -1,7 +1,10 @@
-"""The learning-rate schedule of the trainers on a frozen encoder (decoder, ensemble, predictor tuning)."""
+"""The learning-rate schedule of the trainers on a frozen encoder (decoder, ensemble, predictor tuning), and the
+checks of the settings they share."""
 from __future__ import annotations
 
 import math
+
+from lewm_errors import UserError
 
 
 def warmup_cosine(lr: float, step: int, warmup: int, steps: int, elapsed_s: float = 0.0,
@@ -14,3 +17,11 @@ def warmup_cosine(lr: float, step: int, warmup: int, steps: int, elapsed_s: floa
     if budget_minutes:
         progress = max(progress, elapsed_s / (60 * budget_minutes))
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def check_budget_and_held_out(trainer: str, time_budget_minutes: float | None, val_fraction: float) -> None:
+    """UserError unless the time budget (if any) is positive and the held-out share lies in (0, 1)."""
+    if time_budget_minutes is not None and time_budget_minutes <= 0:
+        raise UserError(f"the {trainer}'s time budget must be positive (minutes)")
+    if not 0 < val_fraction < 1:
+        raise UserError(f"the held-out share must be between 0 and 1, got {val_fraction}")
