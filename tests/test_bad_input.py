@@ -81,7 +81,8 @@ JUDGED_BY_THE_COMMAND = {
               ("--set", "image_size"), ("--out", "{file}")],
     "train-decoder": [("--out", "{file}"), ("--out", "{model}")],
     "train-ensemble": [("--run", "{file}")],
-    "tune-predictor": [("--run", "{file}"), ("--out", "{file}"), ("--out", "{model}")],
+    "tune-predictor": [("--run", "{file}"), ("--out", "{file}"), ("--out", "{model}"), ("--plan-solvers", "nosuch"),
+                       ("--plan-solvers", "cem+x1")],
     "import-official": [("--out", "{file}")],
     "probe": [("--out", "{file}")],
     "export": [("--out", "{file}")],
@@ -139,7 +140,7 @@ def test_every_value_option_of_every_subcommand_checks_its_value():
 
 # Options that take free text, each judged by its command (JUDGED_BY_THE_COMMAND) or by what it names.
 UNTYPED = {"out", "run", "set", "mix", "presets", "torch_device", "int8_cache", "provider", "scene", "record",
-           "screenshot", "sessions", "help", "solver"}
+           "screenshot", "sessions", "help", "solver", "plan_solvers"}
 
 
 def snapshot(root: Path) -> dict:

@@ -104,6 +104,34 @@ class PlannerSettings:
         return self.solver + (f"+{letter}{self.uncertainty_weight:g}" if self.uncertainty_weight else "")
 
 
+def parse_planners(solvers: str, weight: float = 0.0, common: dict | None = None,
+                   option: str = "--solver") -> list[PlannerSettings]:
+    """Planner labels, comma-separated as `lewm plan --solver` takes them ("cem,icem+u0.5,cem+d2"), ->
+    PlannerSettings, each with its own weight (+uW: on the total uncertainty, +dW: on the disagreement alone) or
+    `weight` (on the total); `common` holds the settings they share. Errors name `option`, the flag that gave them."""
+    planners = []
+    for name in (part.strip() for part in solvers.split(",") if part.strip()):
+        solver, sign, rest = name.partition("+")
+        letter, own = rest[:1], rest[1:]
+        penalty = {v: k for k, v in PENALTIES.items()}.get(letter)
+        if sign and penalty is None:
+            raise UserError(f"{option} {name!r}: after + comes u (the total uncertainty) or d (the disagreement "
+                            f"alone) and a weight, e.g. cem+u0.5 or cem+d2")
+        try:
+            w = float(own) if own else weight
+        except ValueError:
+            raise UserError(f"{option} {name!r}: the weight after +{letter} must be a number (e.g. cem+{letter}0.5)"
+                            ) from None
+        try:
+            planners.append(PlannerSettings(solver=solver, uncertainty_weight=w, penalty=penalty or "total",
+                                            **(common or {})))
+        except UserError as error:
+            raise UserError(f"{option} {name!r}: {error}") from None
+    if not planners:
+        raise UserError(f"{option} names no planner; give one of {', '.join(SOLVERS)}")
+    return planners
+
+
 @dataclass
 class Iteration:
     """One solver iteration, for whoever watches the plan form (the monitor draws these)."""

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lewm.planning.evaluation import evaluate, make_trials, plot, summarise, versions
+    from lewm.planning.planner import parse_planners
     from export.backends import load_backend
     from lewm.probes.common import jsonable, write_json
     from lewm.model_interface import UNCERTAINTY
@@ -113,28 +114,3 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(jsonable({"success": headline, "planners": figures}), indent=2))
     print(f"wrote plan.json, plan.png in {out}")
     return 0
-
-
-def parse_planners(solvers: str, weight: float, common: dict) -> list:
-    """--solver's list ("cem,icem+u0.5,cem+d2") -> PlannerSettings, each with its own weight (+uW: on the total
-    uncertainty, +dW: on the disagreement alone) or --uncertainty-weight (on the total)."""
-    from lewm.planning.planner import PENALTIES, PlannerSettings
-    from lewm_errors import UserError
-
-    planners = []
-    for name in (part.strip() for part in solvers.split(",") if part.strip()):
-        solver, sign, rest = name.partition("+")
-        letter, own = rest[:1], rest[1:]
-        penalty = {v: k for k, v in PENALTIES.items()}.get(letter)
-        if sign and penalty is None:
-            raise UserError(f"--solver {name!r}: after + comes u (the total uncertainty) or d (the disagreement "
-                            f"alone) and a weight, e.g. cem+u0.5 or cem+d2")
-        try:
-            w = float(own) if own else weight
-        except ValueError:
-            raise UserError(f"--solver {name!r}: the weight after +{letter} must be a number (e.g. cem+{letter}0.5)"
-                            ) from None
-        planners.append(PlannerSettings(solver=solver, uncertainty_weight=w, penalty=penalty or "total", **common))
-    if not planners:
-        raise UserError("--solver names no planner; give one of cem, icem, mppi")
-    return planners

@@ -1,14 +1,15 @@
 """Tune a model folder's predictor for planning, on its frozen encoder's latents: one-step forecasts and open-loop
 rollouts of --horizon blocks (from one real latent, the planner's, and from a full history window), on the dataset's
-episodes and on random-action branches simulated from their states (lewm/training/predictor_tuning.py). The encoder,
-and with it the latent space, the decoder and the ensemble, stay as they are. Latents and branches are made once and
-cached in the run folder; checkpoints go to RUN/checkpoint every --checkpoint-every steps and when the time budget runs
-out, and --resume continues from there. At the end the tuned model is written to --out (default RUN/model): a copy of
-the model folder with the new weights, a "predictor_tuning" section in config.json (command and held-out figures), and
-its ONNX files exported again in the precisions the folder had."""
+episodes, on random-action branches simulated from their states and, with --plans, on branches that follow the model's
+own plans from those states (lewm/training/predictor_tuning.py). The encoder, and with it the latent space, the
+decoder and the ensemble, stay as they are. Latents, branches and plans are made once and cached in the run folder;
+checkpoints go to RUN/checkpoint every --checkpoint-every steps and when the time budget runs out, and --resume
+continues from there. At the end the tuned model is written to --out (default RUN/model): a copy of the model folder
+with the new weights, a "predictor_tuning" section in config.json (command and held-out figures), and its ONNX files
+exported again in the precisions the folder had."""
 from lewm_cli.arguments import COUNT, DATASET, MODEL, SEED, THREADS, Integer, Number
 
-HELP = "tune the predictor for planning (rollout losses, random-action branches) on the frozen encoder"
+HELP = "tune the predictor for planning (rollout losses, random-action branches, its own plans) on the frozen encoder"
 
 
 def add_arguments(p):
@@ -30,6 +31,13 @@ def add_arguments(p):
                    help="random-action branches to simulate from the dataset's states (0: the episodes alone)")
     p.add_argument("--branch-share", type=Number(minimum=0, maximum=0.95), default=0.3,
                    help="share of each batch drawn from the branches")
+    p.add_argument("--plans", type=Integer(0), default=0,
+                   help="branches that follow the model's own plans toward the episode's latent --horizon model steps "
+                        "on, simulated from the dataset's states (about a second of planning each on this CPU)")
+    p.add_argument("--plan-share", type=Number(minimum=0, maximum=0.95), default=0.2,
+                   help="share of each batch drawn from the plans (with --plans)")
+    p.add_argument("--plan-solvers", default="cem,icem+d0.3",
+                   help="planners that make the plans, in turn, as `lewm plan --solver` names them")
     p.add_argument("--val-fraction", type=Number(above=0, maximum=0.5), default=0.05,
                    help="share of the episodes held out (the last ones, and the branches from their states)")
     p.add_argument("--checkpoint-every", type=COUNT, default=500, help="steps between checkpoints")
@@ -53,6 +61,12 @@ def run(args):
     from lewm_cli.output_path import check_output_folder
     from lewm_errors import UserError
 
+    settings = TuneSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, horizon=args.horizon,
+                            branches=args.branches, branch_share=args.branch_share if args.branches else 0.0,
+                            plans=args.plans, plan_share=args.plan_share if args.plans else 0.0,
+                            plan_solvers=args.plan_solvers,
+                            seed=args.seed, val_fraction=args.val_fraction, checkpoint_every=args.checkpoint_every,
+                            time_budget_minutes=args.time_budget)
     model = Path(args.model)
     run_dir = Path(args.run or f"runs/tune-{model.resolve().name}")
     if run_dir.exists() and not run_dir.is_dir():
@@ -61,10 +75,6 @@ def run(args):
     if out.resolve() == model.resolve():
         raise UserError("--out is the model folder itself: write the tuned model elsewhere, then compare the two")
     check_output_folder(out, "--out", force=args.force)  # before the tuning, not after it
-    settings = TuneSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, horizon=args.horizon,
-                            branches=args.branches, branch_share=args.branch_share if args.branches else 0.0,
-                            seed=args.seed, val_fraction=args.val_fraction, checkpoint_every=args.checkpoint_every,
-                            time_budget_minutes=args.time_budget)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     print(f"tuning the predictor of {model} on cpu ({torch.get_num_threads()} threads); run folder {run_dir}")
     tuned, facts = tune_predictor(model, args.data, run_dir, settings, resume=args.resume,
@@ -89,7 +99,9 @@ def _command(args, run_dir) -> str:
     for flag, value, default in (("--time-budget", args.time_budget, None), ("--steps", args.steps, 100_000),
                                  ("--batch-size", args.batch_size, 256), ("--lr", args.lr, 3e-4),
                                  ("--horizon", args.horizon, 5), ("--branches", args.branches, 20_000),
-                                 ("--branch-share", args.branch_share, 0.3), ("--seed", args.seed, 0)):
+                                 ("--branch-share", args.branch_share, 0.3), ("--plans", args.plans, 0),
+                                 ("--plan-share", args.plan_share, 0.2), ("--plan-solvers", args.plan_solvers,
+                                                                          "cem,icem+d0.3"), ("--seed", args.seed, 0)):
         if value != default:
-            parts.append(f"{flag} {value:g}")
+            parts.append(f"{flag} {value:g}" if isinstance(value, (int, float)) else f"{flag} {value}")
     return " ".join(parts)

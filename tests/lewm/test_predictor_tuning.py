@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 
 from lewm.checkpoint import load_model_folder
 from lewm.config import ModelConfig
-from lewm.training.predictor_tuning import Clips, TuneSettings, clip_losses, episode_clips, rollout_error
+from lewm.training.predictor_tuning import (Clips, TuneSettings, clip_losses, episode_clips, plan_clips, plan_jobs,
+                                            rollout_error)
 from lewm_cli import main
 from lewm_errors import UserError
 from scenes.collect import collect
@@ -84,9 +85,50 @@ def test_the_losses_train_the_predictor_and_leave_the_encoder(tiny_folder):
 def test_rollout_error_is_one_for_a_model_that_copies_the_last_latent(tiny_folder):
     model = load_model_folder(tiny_folder)
     z = np.random.default_rng(0).standard_normal((5, 8, model.config.latent_dim)).astype(np.float32)
-    clips = Clips(z, np.zeros((5, 7, model.config.action_block_dim), np.float32), np.ones(5, bool))
+    clips = Clips(z, np.zeros((5, 7, model.config.action_block_dim), np.float32), np.ones(5, bool), np.arange(5))
     model.rollout = lambda context, blocks: context[:, -1:].expand(-1, blocks.shape[1], -1)
     assert rollout_error(model, clips, np.arange(5), 5) == [1.0] * 5
+
+
+def test_plan_clips_are_what_the_model_planned_and_what_the_simulator_then_did(tiny_folder, dataset, tmp_path):
+    from lewm.planning.planner import LatentPlanner, PlannerSettings
+    from lewm.torch_backend import TorchBackend
+    from scenes.dataset import replay
+    from scenes.render import draw_states
+
+    model = load_model_folder(tiny_folder)
+    skip, horizon = model.config.frameskip, 2
+    settings = TuneSettings(branches=0, branch_share=0.0, plans=3, plan_share=0.25, plan_solvers="cem",
+                            horizon=horizon)
+    with EpisodeDataset(dataset, image_size=model.config.image_size) as data:
+        episodes = episode_clips(model, data, model.config.history + horizon, 0.25, tmp_path / "latents.npz", {"k": 1})
+        clips, gap = plan_clips(model, tiny_folder, data, episodes, settings, tmp_path / "plans.npz", {"k": 1}, 1)
+        picks, jobs = plan_jobs(data, episodes, 3, 1, horizon, settings.seed)
+        start = np.asarray(data.state[episodes.start_row[picks[0]]], np.float64)
+    assert len(clips.z) == 3 and set(gap) == {"train", "held_out"}
+    # the first blocks are the plan the model makes from the clip's start toward its latent `horizon` steps on
+    planner = LatentPlanner(TorchBackend.from_folder(tiny_folder),
+                            PlannerSettings(horizon=horizon, receding_horizon=horizon))
+    plan = planner.plan(episodes.z[picks[0], :1], np.zeros((0, planner.block_dim), np.float32),
+                        episodes.z[picks[0], horizon], np.random.default_rng(jobs[0][4]))
+    assert np.allclose(clips.blocks[0, :horizon], plan.blocks)
+    assert np.array_equal(clips.start_row, episodes.start_row[picks])
+    # and the latents are those of the frames the simulator reached under the whole clip's actions
+    states = replay(start, clips.blocks[0].reshape(-1, model.config.action_dim))[::skip]
+    with torch.no_grad():
+        z = model.encode_frames(torch.from_numpy(draw_states(states, model.config.image_size))).numpy()
+    assert np.allclose(clips.z[0], z, atol=1e-4)
+    assert np.abs(clips.z[0, 0] - episodes.z[picks[0], 0]).max() < 0.01  # the same state, set anew
+
+
+def test_plans_with_an_uncertainty_penalty_need_an_ensemble_and_say_so_before_any_work(tiny_folder, dataset,
+                                                                                      tmp_path):
+    from lewm.training.predictor_tuning import tune_predictor
+
+    settings = TuneSettings(steps=1, branches=0, branch_share=0.0, plans=2, plan_share=0.2, plan_solvers="icem+d0.3")
+    with pytest.raises(UserError, match="train-ensemble"):
+        tune_predictor(tiny_folder, dataset, tmp_path, settings, log=lambda line: None)
+    assert not (tmp_path / "latents.npz").exists()
 
 
 def test_settings_refuse_a_branch_share_without_branches():
@@ -97,14 +139,17 @@ def test_settings_refuse_a_branch_share_without_branches():
 def test_tune_predictor_writes_a_tuned_exported_copy_and_keeps_the_encoder(tiny_folder, dataset, tmp_path, capsys):
     run, out = tmp_path / "run", tmp_path / "tuned"
     args = ["tune-predictor", "--model", str(tiny_folder), "--data", str(dataset), "--run", str(run), "--out",
-            str(out), "--steps", "30", "--batch-size", "8", "--branches", "12", "--threads", "1"]
+            str(out), "--steps", "30", "--batch-size", "8", "--branches", "12", "--plans", "6", "--plan-solvers", "cem",
+            "--threads", "1"]
     assert main(args) == 0
     before, after = load_file(tiny_folder / "weights.safetensors"), load_file(out / "weights.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "projector.")))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("predictor."))
     section = json.loads((out / "config.json").read_text())["predictor_tuning"]
-    assert section["steps"] == 30 and section["clips"]["branches"] > 0
+    assert section["steps"] == 30 and section["clips"]["branches"] > 0 and section["clips"]["plans"] > 0
+    assert set(section["plans_realised_over_forecast_end_cost"]) == {"train", "held_out", "held_out_after"}
     assert section["command"].startswith(f"lewm tune-predictor --model {tiny_folder}")
+    assert section["command"].endswith("--plans 6 --plan-solvers cem")
     assert (out / "rollout.onnx").stat().st_mtime > (tiny_folder / "rollout.onnx").stat().st_mtime
     assert "is ready" in capsys.readouterr().out
     assert main(args) == 2  # the run holds a checkpoint and --out holds files: refused, nothing overwritten
