@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from lewm.decoder.model import DecoderConfig, PixelDecoder, decoder_loss, encoder_sha256
 from lewm.decoder.pixels import psnr, to_uint8
-from lewm.training.schedule import check_budget_and_held_out, warmup_cosine
+from lewm.training.schedule import begin_step, check_budget_and_held_out, warmup_cosine
 from lewm_errors import UserError
 
 LATENTS = "latents.npz"
@@ -157,11 +157,8 @@ def train_decoder(model_dir: str | Path, data: str | Path, run: str | Path, dcon
     try:
         while step < settings.steps:
             elapsed = time.perf_counter() - start
-            if settings.time_budget_minutes and elapsed > 60 * settings.time_budget_minutes:
-                log(f"time budget of {settings.time_budget_minutes} min reached at step {step}")
+            if not begin_step(optimizer, settings, step, elapsed, log):
                 break
-            for group in optimizer.param_groups:
-                group["lr"] = settings.lr_at(step, elapsed)
             index = torch.from_numpy(rng.choice(pairs.train_rows, settings.batch_size))
             target = frames[index].float() / 255.0
             pred = decoder(z[index], clamp=False)

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from lewm.ensemble.model import EnsembleConfig, LatentEnsemble, gaussian_nll
-from lewm.training.schedule import check_budget_and_held_out, warmup_cosine
+from lewm.training.schedule import begin_step, check_budget_and_held_out, warmup_cosine
 from lewm_errors import UserError
 
 BOUND_QUANTILES = (0.005, 0.995)
@@ -112,11 +112,8 @@ def train_ensemble(model_dir: str | Path, data: str | Path, run: str | Path, eco
     ensemble.train()
     for step in bar:
         elapsed = time.perf_counter() - start
-        if settings.time_budget_minutes and elapsed > 60 * settings.time_budget_minutes:
-            log(f"time budget of {settings.time_budget_minutes} min reached at step {step}")
+        if not begin_step(optimizer, settings, step, elapsed, log):
             break
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr_at(step, elapsed)
         index = torch.from_numpy(rng.choice(train_rows, (k, settings.batch_size)))  # each member its own draw
         means, log_var = ensemble(z[index], blocks[index])
         loss = gaussian_nll(means, log_var, target[index]).mean()

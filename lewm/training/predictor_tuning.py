@@ -48,7 +48,7 @@ from lewm.checkpoint import load_model_folder
 from lewm.decoder.model import encoder_sha256
 from lewm.ensemble.model import has_ensemble
 from lewm.model import LeWM
-from lewm.training.schedule import check_budget_and_held_out, warmup_cosine
+from lewm.training.schedule import begin_step, check_budget_and_held_out, warmup_cosine
 from lewm_errors import UserError
 
 LATENTS = "latents.npz"
@@ -270,27 +270,27 @@ def _plan_and_walk(job: tuple, skip: int, planners: list | None = None) -> tuple
     return _simulate_branch((start_state, actions), skip), actions, plan.cost
 
 
-def plan_jobs(dataset, episodes: Clips, count: int, solvers: int, horizon: int, seed: int) -> tuple[np.ndarray, list]:
-    """`count` planning jobs from random episode clips: (the clips' indices, jobs for _plan_and_walk), the planner
+def plan_jobs(dataset, episodes: Clips, count: int, planners: int, horizon: int, skip: int,
+              seed: int) -> tuple[np.ndarray, list]:
+    """`count` planning jobs from random episode clips: (the clips' indices, jobs for _plan_and_walk), the planners
     taken in turn, the goal the clip's latent `horizon` model steps on."""
     rng = np.random.default_rng(seed)
     length = episodes.z.shape[1]
     picks = rng.choice(len(episodes.z), count)
-    skip = episodes.blocks.shape[-1] // np.asarray(dataset.action).shape[-1]
     tails = random_actions(rng, dataset, count, length - 1 - horizon, skip)
     states = np.asarray(dataset.state, np.float64)
-    return picks, [(states[episodes.start_row[c]], episodes.z[c, 0], episodes.z[c, horizon], i % solvers,
+    return picks, [(states[episodes.start_row[c]], episodes.z[c, 0], episodes.z[c, horizon], i % planners,
                     seed * 1_000_003 + i, tails[i]) for i, c in enumerate(picks)]
 
 
 def plan_clips(model: LeWM, model_dir: Path, dataset, episodes: Clips, settings: TuneSettings, cache: Path, key: dict,
-               processes: int) -> tuple[Clips, dict[str, float | None]]:
+               processes: int) -> tuple[Clips, dict[str, float | None], list]:
     """settings.plans branches that follow the model's own plans (module docstring), those from held-out episodes
-    held out; and the median of the plans' realised over forecast end cost (as `lewm plan` reports it), for the
-    training and the held-out starts."""
+    held out; the median of the plans' realised over forecast end cost (as `lewm plan` reports it), for the
+    training and the held-out starts; and the held-out (clip index, job) pairs, for replanned_gap."""
     planners = _planner_settings(settings)  # made here, so that a bad setting stops the run, not a worker
     skip, length = model.config.frameskip, episodes.z.shape[1]
-    picks, jobs = plan_jobs(dataset, episodes, settings.plans, len(planners), settings.horizon, settings.seed)
+    picks, jobs = plan_jobs(dataset, episodes, settings.plans, len(planners), settings.horizon, skip, settings.seed)
 
     def make() -> dict[str, np.ndarray]:
         with multiprocessing.get_context("spawn").Pool(processes, _start_planning,
@@ -311,26 +311,26 @@ def plan_clips(model: LeWM, model_dir: Path, dataset, episodes: Clips, settings:
                   episodes.held[picks[kept]], episodes.start_row[picks[kept]])
     realised = ((clips.z[:, settings.horizon] - episodes.z[picks[kept], settings.horizon]) ** 2).sum(-1)
     ratio = realised / np.maximum(made["forecast"][kept], 1e-9)
-    return clips, {"train": _median(ratio[~clips.held]), "held_out": _median(ratio[clips.held])}
+    held_jobs = [(c, job) for c, job in zip(picks, jobs) if episodes.held[c]]
+    return clips, {"train": _median(ratio[~clips.held]), "held_out": _median(ratio[clips.held])}, held_jobs
 
 
 def _median(values: np.ndarray) -> float | None:
     return round(float(np.median(values)), 2) if len(values) else None
 
 
-def replanned_gap(model: LeWM, model_dir: Path, dataset, episodes: Clips, settings: TuneSettings) -> float | None:
-    """The median realised / forecast end cost of `model`'s own plans from the held-out plan starts (the same jobs
-    as plan_clips', planned again by the tuned predictor)."""
+def replanned_gap(model: LeWM, model_dir: Path, held_jobs: list, episodes: Clips,
+                  settings: TuneSettings) -> float | None:
+    """The median realised / forecast end cost of `model`'s own plans from the held-out plan starts (plan_clips'
+    held-out jobs, planned again by the tuned predictor)."""
     from lewm.ensemble.model import TorchEnsemble, load_ensemble
     from lewm.planning.planner import LatentPlanner
     from lewm.torch_backend import TorchBackend
 
     backend = TorchBackend(model, ensemble=TorchEnsemble(load_ensemble(model_dir)) if has_ensemble(model_dir) else None)
     planners = [LatentPlanner(backend, s) for s in _planner_settings(settings)]
-    picks, jobs = plan_jobs(dataset, episodes, settings.plans, len(planners), settings.horizon, settings.seed)
     ends, goals, forecasts = [], [], []
-    for pick, job in tqdm([(c, j) for c, j in zip(picks, jobs) if episodes.held[c]], desc="planning held-out starts",
-                          unit="plan"):
+    for pick, job in tqdm(held_jobs, desc="planning held-out starts", unit="plan"):
         states, _, forecast = _plan_and_walk(job, model.config.frameskip, planners)
         if states is not None:
             ends.append(states[settings.horizon])
@@ -357,8 +357,8 @@ def tune_predictor(model_dir: str | Path, data: str | Path, run: str | Path, set
         raise UserError(f"nothing to resume in {run}: no checkpoint folder there")
     model = load_model_folder(model_dir)
     length = model.config.history + settings.horizon
-    penalised = any(p.uncertainty_weight for p in _planner_settings(settings))
-    if settings.plans and penalised and not has_ensemble(model_dir):
+    if (settings.plans and not has_ensemble(model_dir)
+            and any(p.uncertainty_weight for p in _planner_settings(settings))):
         raise UserError(f"--plan-solvers {settings.plan_solvers} weighs uncertainty, and {model_dir} has no "
                         f"ensemble; train one (`lewm train-ensemble`) or plan without a penalty (e.g. cem)")
     run.mkdir(parents=True, exist_ok=True)
@@ -372,8 +372,8 @@ def tune_predictor(model_dir: str | Path, data: str | Path, run: str | Path, set
             sources["branches"] = branch_clips(model, dataset, settings.branches, length, settings.val_fraction,
                                                settings.seed, run / BRANCHES, key, processes)
         if settings.plans:
-            sources["plans"], plan_gap = plan_clips(model, model_dir, dataset, episodes, settings, run / PLANS, key,
-                                                    processes)
+            sources["plans"], plan_gap, held_jobs = plan_clips(model, model_dir, dataset, episodes, settings,
+                                                               run / PLANS, key, processes)
             log("the model's plans from the dataset's states, realised / forecast end cost, median, before: "
                 + json.dumps(plan_gap))
     train_rows = {name: np.flatnonzero(~c.held) for name, c in sources.items()}
@@ -411,11 +411,8 @@ def tune_predictor(model_dir: str | Path, data: str | Path, run: str | Path, set
            if timed else tqdm(total=settings.steps, initial=step, desc="tune-predictor", unit="step"))
     while step < settings.steps:
         elapsed = time.perf_counter() - start
-        if settings.time_budget_minutes and elapsed > 60 * settings.time_budget_minutes:
-            log(f"time budget of {settings.time_budget_minutes} min reached at step {step}")
+        if not begin_step(optimizer, settings, step, elapsed, log):
             break
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr_at(step, elapsed)
         picks = [(sources[name], rng.choice(train_rows[name], counts[name])) for name in sources if counts[name]]
         z = torch.from_numpy(np.concatenate([c.z[r] for c, r in picks]))
         blocks = torch.from_numpy(np.concatenate([c.blocks[r] for c, r in picks]))
@@ -442,8 +439,7 @@ def tune_predictor(model_dir: str | Path, data: str | Path, run: str | Path, set
     after = {name: rollout_error(model, c, val_rows[name], settings.horizon) for name, c in sources.items()}
     log("held out, rollout error / copy-last's per step, after: " + json.dumps(after))
     if settings.plans:
-        with EpisodeDataset(data, image_size=model.config.image_size) as dataset:
-            plan_gap["held_out_after"] = replanned_gap(model, model_dir, dataset, episodes, settings)
+        plan_gap["held_out_after"] = replanned_gap(model, model_dir, held_jobs, episodes, settings)
         log("the model's plans from the held-out starts, realised / forecast end cost, median, after: "
             + str(plan_gap["held_out_after"]))
     log_file.write(json.dumps({"step": step, "held_out_before": before, "held_out_after": after}) + "\n")

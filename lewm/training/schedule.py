@@ -25,3 +25,14 @@ def check_budget_and_held_out(trainer: str, time_budget_minutes: float | None, v
         raise UserError(f"the {trainer}'s time budget must be positive (minutes)")
     if not 0 < val_fraction < 1:
         raise UserError(f"the held-out share must be between 0 and 1, got {val_fraction}")
+
+
+def begin_step(optimizer, settings, step: int, elapsed_s: float, log) -> bool:
+    """At the top of a training step: False (and a log line) once settings.time_budget_minutes of training wall time
+    have passed; else the step's learning rate, settings.lr_at(step, elapsed_s), set on every group, and True."""
+    if settings.time_budget_minutes and elapsed_s > 60 * settings.time_budget_minutes:
+        log(f"time budget of {settings.time_budget_minutes} min reached at step {step}")
+        return False
+    for group in optimizer.param_groups:
+        group["lr"] = settings.lr_at(step, elapsed_s)
+    return True

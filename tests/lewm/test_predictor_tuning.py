@@ -102,8 +102,8 @@ def test_plan_clips_are_what_the_model_planned_and_what_the_simulator_then_did(t
                             horizon=horizon)
     with EpisodeDataset(dataset, image_size=model.config.image_size) as data:
         episodes = episode_clips(model, data, model.config.history + horizon, 0.25, tmp_path / "latents.npz", {"k": 1})
-        clips, gap = plan_clips(model, tiny_folder, data, episodes, settings, tmp_path / "plans.npz", {"k": 1}, 1)
-        picks, jobs = plan_jobs(data, episodes, 3, 1, horizon, settings.seed)
+        clips, gap, _ = plan_clips(model, tiny_folder, data, episodes, settings, tmp_path / "plans.npz", {"k": 1}, 1)
+        picks, jobs = plan_jobs(data, episodes, 3, 1, horizon, skip, settings.seed)
         start = np.asarray(data.state[episodes.start_row[picks[0]]], np.float64)
     assert len(clips.z) == 3 and set(gap) == {"train", "held_out"}
     # the first blocks are the plan the model makes from the clip's start toward its latent `horizon` steps on
